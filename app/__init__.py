@@ -1,0 +1,31 @@
+"""gensessions: product generation sessions and their event logs, behind a REST API.
+
+`create_app(config)` builds the Flask app: defaults, then the environment,
+then `config` (a dict, e.g. {"DATABASE_URL": ":memory:"} for an embedded demo).
+"""
+import os
+
+from flask import Flask
+
+from .config import DEFAULTS, from_environment
+
+
+def create_app(config=None):
+    """Create and configure an instance of the gensessions app."""
+    app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None,
+                instance_relative_config=True)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_mapping(from_environment())
+    app.config.from_mapping(config or {})
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    from . import api, cli, errors, health, http
+    from .db import init_db
+
+    init_db(app)
+    http.register_http(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    errors.register_error_handlers(app)
+    cli.register_cli(app)
+    return app

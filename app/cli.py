@@ -1,0 +1,84 @@
+"""Operator commands: `flask --app wsgi <command>`. Stdout carries only the result."""
+import click
+from flask import current_app
+
+from models import ApiKey, IdempotencyRecord, Session, create_tables, db
+from models.api_key import SCOPES
+from schemas.base import to_rfc3339
+
+from .clock import now_ms
+
+
+def iso(ms):
+    return to_rfc3339(ms) if ms else "-"
+
+
+@click.command("init-db")
+def init_db_command():
+    """Create the database tables that do not exist yet."""
+    with db.connection_context():
+        create_tables()
+    click.echo("Initialized the database.", err=True)
+
+
+@click.command("create-key")
+@click.option("--user-id", required=True, help="The user the key acts as.")
+@click.option("--org-id", default=None, help="The user's organization, if any.")
+@click.option("--scope", type=click.Choice(SCOPES), default="write", show_default=True,
+              help="read keys may only GET.")
+@click.option("--name", default=None, help="A label to tell keys apart in list-keys.")
+def create_key_command(user_id, org_id, scope, name):
+    """Create an API key and print it (it is shown only this once)."""
+    with db.connection_context():
+        row, key = ApiKey.issue(user_id, now_ms(), organization_id=org_id, scope=scope, name=name)
+    click.echo(f"Created key {row.id} for user {user_id} ({scope}).", err=True)
+    click.echo(key)
+
+
+@click.command("list-keys")
+def list_keys_command():
+    """List API keys (their public ids, never the secrets)."""
+    columns = ("ID", "USER", "ORG", "SCOPE", "NAME", "CREATED", "LAST USED", "REVOKED")
+    with db.connection_context():
+        rows = [(k.id, k.user_id, k.organization_id or "-", k.scope, k.name or "-",
+                 iso(k.created_at), iso(k.last_used_at), iso(k.revoked_at))
+                for k in ApiKey.select().order_by(ApiKey.created_at, ApiKey.id)]
+    widths = [max(len(str(v)) for v in column) for column in zip(columns, *rows)]
+    for line in (columns, *rows):
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip())
+
+
+@click.command("revoke-key")
+@click.argument("key_id")
+def revoke_key_command(key_id):
+    """Revoke an API key by its id (as list-keys shows it); effective at once."""
+    with db.connection_context():
+        revoked = ApiKey.revoke(key_id, now_ms())
+    if not revoked:
+        raise click.ClickException(f"No active key with id {key_id!r}.")
+    click.echo(f"Revoked key {key_id}.")
+
+
+@click.command("purge-expired")
+@click.option("--dry-run", is_flag=True, help="Count what would be purged; delete nothing.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=None,
+              help="Sessions deleted per transaction (default PURGE_BATCH_SIZE).")
+def purge_expired_command(dry_run, batch_size):
+    """Delete expired sessions and their events; the last line is the count."""
+    batch_size = batch_size or current_app.config["PURGE_BATCH_SIZE"]
+    now = now_ms()
+    with db.connection_context():
+        count = Session.purge_expired(
+            now, batch_size, dry_run=dry_run,
+            on_batch=lambda done: click.echo(f"purged {done} sessions so far", err=True))
+        if not dry_run:
+            IdempotencyRecord.purge_expired(now)
+    click.echo(f"{'would purge' if dry_run else 'purged'} {count} expired sessions", err=True)
+    click.echo(count)
+
+
+def register_cli(app):
+    """Attach the operator commands to the app's `flask` CLI."""
+    for command in (init_db_command, create_key_command, list_keys_command,
+                    revoke_key_command, purge_expired_command):
+        app.cli.add_command(command)

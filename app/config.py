@@ -1,0 +1,42 @@
+"""Configuration: defaults, then the environment, then the caller's overrides."""
+import os
+
+DEFAULTS = {
+    "DATABASE_URL": None,  # None: SQLite file under the instance folder
+    "SESSION_TTL": 7 * 24 * 3600,
+    "PURGE_SCHEDULE": "*/10 * * * *",
+    "PURGE_BATCH_SIZE": 500,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "RATE_LIMIT": "600/minute",
+    "RATE_LIMIT_STORAGE_URI": "memory://",
+    "JWT_PUBLIC_KEY_FILE": None,
+    "JWT_ISSUER": None,
+    "JWT_AUDIENCE": None,
+    "JWT_AUTHORIZED_PARTIES": None,
+    "SQLITE_BUSY_TIMEOUT": 30,
+}
+
+# Environment variables that are whole numbers; the rest are taken as strings.
+INTEGER_SETTINGS = {"SESSION_TTL", "PURGE_BATCH_SIZE", "MAX_CONTENT_LENGTH", "SQLITE_BUSY_TIMEOUT"}
+
+
+def as_int(name, raw):
+    """Parse a whole-number setting, naming the variable when it is not one."""
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, not {raw!r}")
+    return value
+
+
+def from_environment(environ=os.environ):
+    """Return the settings the environment sets, parsed."""
+    settings = {}
+    for name in DEFAULTS:
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            continue
+        settings[name] = as_int(name, raw) if name in INTEGER_SETTINGS else raw
+    return settings

@@ -1,0 +1,91 @@
+"""HTTP plumbing: strict JSON in, orjson out, validated input for views, request ids."""
+import re
+import uuid
+from functools import wraps
+
+import orjson
+from flask import g, request
+from flask.json.provider import JSONProvider
+
+from .errors import ApiError, validation_error
+
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+
+
+class OrjsonProvider(JSONProvider):
+    """Flask's JSON through orjson: strict (no NaN), fast, UTF-8 without escapes."""
+
+    def dumps(self, obj, **kwargs):
+        return orjson.dumps(obj).decode()
+
+    def loads(self, s, **kwargs):
+        return orjson.loads(s)
+
+    def response(self, *args, **kwargs):
+        body = orjson.dumps(self._prepare_response_obj(args, kwargs))
+        return self._app.response_class(body, content_type=JSON_CONTENT_TYPE)
+
+
+def read_json_body():
+    """Return the request's JSON body ({} when empty).
+
+    Raises ApiError 415 for a non-empty body that is not JSON, 413 (from
+    Werkzeug) past MAX_CONTENT_LENGTH, and 400 INVALID_FORMAT for malformed
+    JSON, which includes NaN, Infinity, invalid UTF-8 and lone surrogates.
+    """
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    if not request.is_json:
+        raise ApiError(415, "Unsupported media type; send the body as application/json")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise validation_error("INVALID_FORMAT", f"Malformed JSON: {error.msg}", "",
+                               "Send a valid JSON object (no NaN or Infinity).") from None
+
+
+def use_body(schema):
+    """Decorator: load the JSON body with `schema` and pass it to the view as `body`."""
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            return view(*args, body=schema.load(read_json_body()), **kwargs)
+        return wrapper
+    return decorator
+
+
+def use_query(schema):
+    """Decorator: load the query string with `schema` and pass it to the view as `query`."""
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            return view(*args, query=schema.load(request.args.to_dict()), **kwargs)
+        return wrapper
+    return decorator
+
+
+def if_match():
+    """Return a test of an entity tag against the request's If-Match, or None without one."""
+    if "If-Match" not in request.headers:
+        return None
+    return request.if_match.contains
+
+
+def assign_request_id():
+    """Keep the client's X-Request-Id when it is sane, else make one."""
+    given = request.headers.get("X-Request-Id", "")
+    g.request_id = given if REQUEST_ID_PATTERN.match(given) else uuid.uuid4().hex
+
+
+def add_request_id(response):
+    response.headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
+    return response
+
+
+def register_http(app):
+    """Install the JSON provider and the request-id hooks on the app."""
+    app.json = OrjsonProvider(app)
+    app.before_request(assign_request_id)
+    app.after_request(add_request_id)

@@ -1,0 +1,20 @@
+"""Peewee models and the domain rules that live next to them."""
+from .api_key import ApiKey
+from .base import db, write_transaction
+from .exceptions import (DomainError, IdempotencyConflict, NotFound, StaleRevision,
+                         TransitionRefused, UnknownEvent)
+from .idempotency import IdempotencyRecord
+from .session import STATUSES, TERMINAL_STATUSES, Event, Session, canonical_hash
+
+MODELS = (ApiKey, Session, Event, IdempotencyRecord)
+
+
+def create_tables():
+    """Create every table and index that does not exist yet."""
+    with write_transaction():
+        db.create_tables(MODELS, safe=True)
+
+
+__all__ = ["ApiKey", "Event", "Session", "IdempotencyRecord", "STATUSES", "TERMINAL_STATUSES",
+           "DomainError", "IdempotencyConflict", "NotFound", "StaleRevision", "TransitionRefused", "UnknownEvent",
+           "canonical_hash", "create_tables", "db", "MODELS"]

@@ -1,0 +1,65 @@
+"""API keys: shown once, stored only as a SHA-256 hash, looked up by a public id."""
+import hashlib
+import hmac
+import secrets
+
+from peewee import BigIntegerField, CharField
+
+from .base import BaseModel
+
+KEY_PREFIX = "gsk_"
+SCOPES = ("write", "read")
+# last_used_at is written at most this often per key, so auth is not a write per request.
+LAST_USED_RESOLUTION_MS = 60_000
+
+
+def hash_secret(key):
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class ApiKey(BaseModel):
+    # The public part of the key (`gsk_<id>_<secret>`), safe to show and log.
+    id = CharField(primary_key=True, max_length=32)
+    key_hash = CharField(max_length=64)
+    name = CharField(max_length=255, null=True)
+    user_id = CharField(max_length=255)
+    organization_id = CharField(max_length=255, null=True)
+    scope = CharField(max_length=8, default="write")
+    created_at = BigIntegerField()
+    last_used_at = BigIntegerField(null=True)
+    revoked_at = BigIntegerField(null=True)
+
+    @classmethod
+    def issue(cls, user_id, now, organization_id=None, scope="write", name=None):
+        """Create a key and return (row, the full key); the full key is never stored."""
+        public_id = secrets.token_hex(6)
+        key = f"{KEY_PREFIX}{public_id}_{secrets.token_urlsafe(32)}"
+        row = cls.create(id=public_id, key_hash=hash_secret(key), name=name, user_id=user_id,
+                         organization_id=organization_id, scope=scope, created_at=now)
+        return row, key
+
+    @classmethod
+    def authenticate(cls, key, now):
+        """Return the active key row matching `key`, or None.
+
+        The secret is compared as a hash in constant time; a revoked key
+        matches nothing.
+        """
+        if not key.startswith(KEY_PREFIX):
+            return None
+        public_id, _, secret = key[len(KEY_PREFIX):].partition("_")
+        if not public_id or not secret:
+            return None
+        row = cls.get_or_none((cls.id == public_id) & cls.revoked_at.is_null())
+        if row is None or not hmac.compare_digest(row.key_hash, hash_secret(key)):
+            return None
+        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION_MS:
+            row.last_used_at = now
+            cls.update(last_used_at=now).where(cls.id == row.id).execute()
+        return row
+
+    @classmethod
+    def revoke(cls, public_id, now):
+        """Revoke a key by its public id; return False when no active key has that id."""
+        return bool(cls.update(revoked_at=now)
+                    .where((cls.id == public_id) & cls.revoked_at.is_null()).execute())

@@ -1,0 +1,250 @@
+"""Generation sessions, their append-only events, and the rules between them."""
+import hashlib
+import json
+import secrets
+
+from peewee import BigIntegerField, CharField, ForeignKeyField, IntegerField, TextField, Tuple
+
+from .base import BaseModel, JSONField, is_sqlite, write_transaction
+from .exceptions import NotFound, StaleRevision, TransitionRefused, UnknownEvent
+
+STATUSES = ("intake", "planning", "generating", "assembling", "completed", "failed", "cancelled")
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+def new_id(prefix):
+    """Return `prefix` + 24 URL-safe characters (144 random bits)."""
+    return prefix + secrets.token_urlsafe(18)
+
+
+def canonical_hash(value):
+    """SHA-256 hex of `value` as canonical JSON (sorted keys, no spaces, raw UTF-8)."""
+    if value is None:
+        return None
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def for_update(query):
+    """Lock the selected rows until commit (PostgreSQL; SQLite's IMMEDIATE already holds the lock)."""
+    return query if is_sqlite() else query.for_update()
+
+
+class Session(BaseModel):
+    id = CharField(primary_key=True, max_length=64)
+    user_id = CharField(max_length=255)
+    organization_id = CharField(max_length=255, null=True)
+    status = CharField(max_length=16, default="intake")
+    prd = JSONField(null=True)
+    plan = JSONField(null=True)
+    product_object = JSONField(null=True)
+    product_object_hash = CharField(max_length=128, null=True)
+    assembly_state = JSONField(null=True)
+    catalog_version = CharField(max_length=64, null=True)
+    schema_version = CharField(max_length=64, null=True)
+    created_at = BigIntegerField()
+    updated_at = BigIntegerField()
+    expires_at = BigIntegerField()
+    # Bumped on every change of the session's own fields; the ETag is made from it.
+    revision = IntegerField(default=1)
+    # The last event's sequence and time, so an append needs no scan of the log.
+    last_sequence = IntegerField(default=0)
+    last_event_at = BigIntegerField(default=0)
+
+    class Meta:
+        indexes = (
+            (("user_id", "created_at", "id"), False),
+            (("user_id", "status", "expires_at"), False),
+            (("expires_at",), False),
+        )
+
+    @property
+    def etag(self):
+        """The (unquoted) strong entity tag of the session's current revision."""
+        return hashlib.blake2s(f"{self.id}:{self.revision}".encode(), digest_size=8).hexdigest()
+
+    @classmethod
+    def live(cls, user_id, now):
+        """The one "mine and unexpired" query every read and write starts from."""
+        return cls.select().where((cls.user_id == user_id) & (cls.expires_at > now))
+
+    @classmethod
+    def get_live(cls, session_id, user_id, now):
+        """Return the caller's unexpired session.
+
+        Raises NotFound when it is missing, another user's, or expired.
+        """
+        session = cls.live(user_id, now).where(cls.id == session_id).first()
+        if session is None:
+            raise NotFound()
+        return session
+
+    @classmethod
+    def get_live_with_events(cls, session_id, user_id, now):
+        """Return the caller's session with its events, oldest first, as `event_log`."""
+        session = cls.get_live(session_id, user_id, now)
+        session.event_log = session.events_after()
+        return session
+
+    @classmethod
+    def start(cls, user_id, organization_id, now, ttl_seconds, **fields):
+        """Create a session in `intake` that expires `ttl_seconds` from now."""
+        return cls.create(
+            id=new_id("sess_"), user_id=user_id, organization_id=organization_id,
+            status="intake", created_at=now, updated_at=now,
+            expires_at=now + ttl_seconds * 1000, **fields)
+
+    @classmethod
+    def page(cls, user_id, now, status=None, limit=20, offset=0, after=None):
+        """Return (sessions, total, has_more), newest first.
+
+        `after` is the (created_at, id) of the last session of the previous
+        page; keyset paging with a row value never skips or repeats a session
+        while others are created.
+        """
+        matching = cls.live(user_id, now)
+        if status is not None:
+            matching = matching.where(cls.status == status)
+        total = matching.count()
+        rows = matching
+        if after is not None:
+            rows = rows.where(Tuple(cls.created_at, cls.id) < Tuple(*after))
+        rows = list(rows.order_by(cls.created_at.desc(), cls.id.desc())
+                    .offset(offset or None).limit(limit + 1))
+        return rows[:limit], total, len(rows) > limit
+
+    @classmethod
+    def update_live(cls, session_id, user_id, now, changes, if_match=None):
+        """Apply a PATCH to the caller's session and return it.
+
+        Each given field replaces the stored one; a status change appends a
+        `status.changed` event in the same transaction. Raises NotFound,
+        StaleRevision (If-Match names an old revision) or TransitionRefused
+        (a terminal session asked to change status).
+        """
+        with write_transaction():
+            session = cls.get_live_for_update(session_id, user_id, now)
+            if if_match is not None and not if_match(session.etag):
+                raise StaleRevision()
+            if "product_object" in changes and "product_object_hash" not in changes:
+                changes["product_object_hash"] = canonical_hash(changes["product_object"])
+            old_status = session.status
+            # Setting the current status again is a no-op, not a change.
+            changed = {name: value for name, value in changes.items()
+                       if name != "status" or value != old_status}
+            if not changed:
+                return session
+            if "status" in changed and old_status in TERMINAL_STATUSES:
+                raise TransitionRefused(old_status, changed["status"])
+            for name, value in changed.items():
+                setattr(session, name, value)
+            session.updated_at = max(now, session.updated_at + 1)
+            session.revision += 1
+            if "status" in changed:
+                session.add_event(now, type="status.changed", stage=session.status,
+                                  message=f"Status changed from {old_status} to {session.status}",
+                                  payload={"from": old_status, "to": session.status})
+            session.save()
+            return session
+
+    @classmethod
+    def get_live_for_update(cls, session_id, user_id, now):
+        """Like get_live, holding the row's write lock until the transaction ends."""
+        session = for_update(cls.live(user_id, now).where(cls.id == session_id)).first()
+        if session is None:
+            raise NotFound()
+        return session
+
+    @classmethod
+    def delete_live(cls, session_id, user_id, now, if_match=None):
+        """Delete the caller's session and its events; raises NotFound or StaleRevision."""
+        with write_transaction():
+            session = cls.get_live_for_update(session_id, user_id, now)
+            if if_match is not None and not if_match(session.etag):
+                raise StaleRevision()
+            Event.delete().where(Event.session == session.id).execute()
+            session.delete_instance()
+
+    @classmethod
+    def append_event(cls, session_id, user_id, now, **fields):
+        """Append an event to the caller's session and return it; raises NotFound."""
+        with write_transaction():
+            session = cls.get_live_for_update(session_id, user_id, now)
+            event = session.add_event(now, **fields)
+            cls.update(last_sequence=session.last_sequence,
+                       last_event_at=session.last_event_at).where(cls.id == session.id).execute()
+            return event
+
+    def add_event(self, now, **fields):
+        """Insert the next event of this session (the caller holds the write lock).
+
+        The sequence is the session's counter plus one, and the time is never
+        earlier than the previous event's, even if the clock stepped back.
+        """
+        fields.setdefault("stage", self.status)
+        self.last_sequence += 1
+        self.last_event_at = max(now, self.last_event_at)
+        return Event.create(
+            id=new_id("evt_"), session=self.id, user_id=self.user_id,
+            organization_id=self.organization_id, sequence=self.last_sequence,
+            created_at=self.last_event_at, **fields)
+
+    def events_after(self, after=None, limit=None):
+        """This session's events, oldest first, after a sequence number or an event id.
+
+        Raises UnknownEvent when `after` is an id that names no event of the session.
+        """
+        if isinstance(after, str):
+            sequence = (Event.select(Event.sequence)
+                        .where((Event.session == self.id) & (Event.id == after)).scalar())
+            if sequence is None:
+                raise UnknownEvent()
+            after = sequence
+        query = Event.select().where(Event.session == self.id)
+        if after:
+            query = query.where(Event.sequence > after)
+        query = query.order_by(Event.sequence)
+        if limit is not None:
+            query = query.limit(limit)
+        return list(query)
+
+    @classmethod
+    def purge_expired(cls, now, batch_size=500, dry_run=False, on_batch=None):
+        """Delete sessions expired at `now`, and their events, in short transactions.
+
+        Each batch commits on its own so that requests served meanwhile wait
+        for one batch at most. Returns the number of sessions purged (or, with
+        `dry_run`, that would be). `on_batch(count)` is called after each batch.
+        """
+        expired = cls.select(cls.id).where(cls.expires_at <= now)
+        if dry_run:
+            return expired.count()
+        purged = 0
+        while True:
+            with write_transaction():
+                ids = [row.id for row in expired.limit(batch_size)]
+                if not ids:
+                    return purged
+                Event.delete().where(Event.session.in_(ids)).execute()
+                cls.delete().where(cls.id.in_(ids)).execute()
+            purged += len(ids)
+            if on_batch is not None:
+                on_batch(purged)
+
+
+class Event(BaseModel):
+    id = CharField(primary_key=True, max_length=64)
+    session = ForeignKeyField(Session, column_name="session_id", on_delete="CASCADE",
+                              backref="events", index=False)
+    user_id = CharField(max_length=255)
+    organization_id = CharField(max_length=255, null=True)
+    sequence = IntegerField()
+    type = CharField(max_length=64)
+    stage = CharField(max_length=64, null=True)
+    message = TextField(null=True)
+    payload = JSONField(null=True)
+    created_at = BigIntegerField()
+
+    class Meta:
+        # The backstop for gap-free ordering: one row per (session, sequence).
+        indexes = ((("session", "sequence"), True),)

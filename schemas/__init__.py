@@ -1,0 +1,20 @@
+"""Marshmallow schemas: one instance per use, shared by validation and documentation."""
+from .errors import ErrorSchema
+from .session import (EventCreateSchema, EventListQuery, EventPageSchema, EventSchema,
+                      SessionCreateSchema, SessionDetailSchema, SessionListQuery,
+                      SessionPageSchema, SessionPatchSchema, SessionSchema, encode_cursor)
+
+session_schema = SessionSchema()
+session_detail_schema = SessionDetailSchema()
+session_create_schema = SessionCreateSchema()
+session_patch_schema = SessionPatchSchema()
+session_list_query = SessionListQuery()
+session_page_schema = SessionPageSchema()
+event_schema = EventSchema()
+event_create_schema = EventCreateSchema()
+event_list_query = EventListQuery()
+event_page_schema = EventPageSchema()
+error_schema = ErrorSchema()
+
+__all__ = [name for name in dir() if name.endswith("_schema") or name.endswith("_query")]
+__all__ += ["encode_cursor"]

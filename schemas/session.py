@@ -1,0 +1,149 @@
+"""Shapes of sessions and events, in requests and in answers."""
+import base64
+import binascii
+import re
+
+from marshmallow import ValidationError, fields, validates_schema
+
+from models.session import STATUSES
+
+from .base import (BodySchema, CamelSchema, Integer, JSONObject, Length, OneOf, Problem,
+                   QuerySchema, Range, String, Timestamp)
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class EventSchema(CamelSchema):
+    id = fields.String(metadata={"example": "evt_8f3b2c9d7a1e4f2b0c6d5e4a"})
+    session_id = fields.String()
+    user_id = fields.String()
+    organization_id = fields.String(allow_none=True)
+    sequence = fields.Integer()
+    type = fields.String()
+    stage = fields.String(allow_none=True)
+    message = fields.String(allow_none=True)
+    payload = JSONObject(allow_none=True)
+    created_at = Timestamp()
+
+
+class SessionSchema(CamelSchema):
+    id = fields.String(metadata={"example": "sess_1234567890abcdefghijklmn"})
+    user_id = fields.String()
+    organization_id = fields.String(allow_none=True)
+    status = fields.String(validate=OneOf(STATUSES))
+    prd = JSONObject(allow_none=True)
+    plan = JSONObject(allow_none=True)
+    product_object = JSONObject(allow_none=True)
+    product_object_hash = fields.String(allow_none=True)
+    assembly_state = JSONObject(allow_none=True)
+    catalog_version = fields.String(allow_none=True)
+    schema_version = fields.String(allow_none=True)
+    created_at = Timestamp()
+    updated_at = Timestamp()
+    expires_at = Timestamp()
+
+
+class SessionDetailSchema(SessionSchema):
+    events = fields.List(fields.Nested(EventSchema), attribute="event_log")
+
+
+class SessionCreateSchema(BodySchema):
+    catalog_version = String(validate=Length(max=64))
+    prd = JSONObject(allow_none=True)
+    schema_version = String(validate=Length(max=64))
+
+
+class SessionPatchSchema(BodySchema):
+    assembly_state = JSONObject(allow_none=True)
+    plan = JSONObject(allow_none=True)
+    prd = JSONObject(allow_none=True)
+    product_object = JSONObject(allow_none=True)
+    product_object_hash = String(allow_none=True, validate=Length(max=128))
+    status = String(validate=OneOf(STATUSES))
+
+
+class EventCreateSchema(BodySchema):
+    type = String(required=True, validate=Length(min=1, max=64))
+    message = String(allow_none=True, validate=Length(max=10_000))
+    stage = String(allow_none=True, validate=Length(max=64))
+    payload = JSONObject(allow_none=True)
+
+
+def encode_cursor(session):
+    """The opaque cursor that continues a listing after `session`."""
+    raw = f"{session.created_at}.{session.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+class Cursor(String):
+    """An opaque `nextCursor`, decoded to the (created_at, id) it continues after."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+            created_at, session_id = raw.split(".", 1)
+            if not ID_PATTERN.match(session_id) or not created_at.isdigit():
+                raise ValueError
+            return int(created_at), session_id
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise ValidationError(Problem(
+                "Invalid cursor", "INVALID_FORMAT",
+                "Pass the nextCursor of a previous page unchanged.")) from None
+
+
+class SessionListQuery(QuerySchema):
+    status = String(validate=OneOf(STATUSES))
+    limit = Integer(load_default=20, validate=Range(min=1, max=100))
+    offset = Integer(load_default=0, validate=Range(min=0))
+    cursor = Cursor()
+
+    @validates_schema
+    def cursor_or_offset(self, data, **kwargs):
+        if data.get("cursor") is not None and data.get("offset"):
+            raise ValidationError(Problem(
+                "cursor and offset cannot be used together", "CUSTOM_VALIDATION",
+                "Use either cursor or offset, not both."), field_name="cursor")
+
+
+class EventAfter(String):
+    """`after`: an event id, or a sequence number; decoded to str or int."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if text.isdigit() and text.isascii() and len(text) <= 18:
+            return int(text)
+        if text.startswith("evt_") and ID_PATTERN.match(text):
+            return text
+        raise ValidationError(Problem(
+            "Invalid after", "INVALID_FORMAT",
+            "Pass an event id (evt_...) or a sequence number."))
+
+
+class EventListQuery(QuerySchema):
+    after = EventAfter()
+    limit = Integer(load_default=100, validate=Range(min=1, max=1000))
+
+
+class SessionPaginationSchema(CamelSchema):
+    limit = fields.Integer()
+    offset = fields.Integer()
+    total = fields.Integer()
+    has_more = fields.Boolean()
+    next_cursor = fields.String(allow_none=True)
+
+
+class SessionPageSchema(CamelSchema):
+    data = fields.List(fields.Nested(SessionSchema))
+    pagination = fields.Nested(SessionPaginationSchema)
+
+
+class EventPaginationSchema(CamelSchema):
+    limit = fields.Integer()
+    has_more = fields.Boolean()
+    next_cursor = fields.String(allow_none=True)
+
+
+class EventPageSchema(CamelSchema):
+    data = fields.List(fields.Nested(EventSchema))
+    pagination = fields.Nested(EventPaginationSchema)

@@ -1,0 +1,73 @@
+"""Fixtures, flaskr-style: an app on a temporary SQLite file, a client, credentials."""
+import pytest
+
+from app import create_app
+from models import ApiKey, db
+
+SESSIONS = "/v1/products/generation/sessions"
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app({"DATABASE_URL": str(tmp_path / "test.db"), "TESTING": True})
+    yield app
+    db.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_key(app):
+    """Create an API key through the real key model; return its Authorization headers."""
+    def make(user_id="user_1", organization_id="org_1", scope="write"):
+        with db.connection_context():
+            _, key = ApiKey.issue(user_id, 0, organization_id=organization_id, scope=scope)
+        return {"Authorization": f"Bearer {key}"}
+    return make
+
+
+@pytest.fixture
+def auth_headers(make_key):
+    return make_key()
+
+
+@pytest.fixture
+def other_headers(make_key):
+    """A second user's credential, for tenant isolation."""
+    return make_key(user_id="user_2", organization_id="org_2")
+
+
+@pytest.fixture
+def create_session(client, auth_headers):
+    """POST a session as the default user and return its JSON."""
+    def create(body=None, headers=None):
+        response = client.post(SESSIONS, json=body or {}, headers=headers or auth_headers)
+        assert response.status_code == 201, response.json
+        return response.json
+    return create
+
+
+def assert_error(response, status, code=None, path=None):
+    """Assert the contract's error shape; with `code`, a 4xx details item with that code/path."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    assert response.content_type.startswith("application/json")
+    body = response.json
+    assert isinstance(body.get("error"), str) and body["error"]
+    assert "X-Request-Id" in response.headers
+    if code is not None:
+        matches = [d for d in body["details"]
+                   if d["code"] == code and (path is None or d["path"] == path)]
+        assert matches, body
+        for item in body["details"]:
+            assert set(item) <= {"code", "message", "path", "suggestion"}
+            assert isinstance(item["message"], str) and isinstance(item["path"], str)
+        return matches[0]
+    return body
