@@ -9,4 +9,3 @@ bp = Blueprint("api", __name__, url_prefix="/v1")
 bp.before_request(authenticate)
 bp.register_blueprint(sessions_bp)
 bp.register_blueprint(events_bp)
-

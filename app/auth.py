@@ -6,7 +6,7 @@ from flask import g, request
 
 from models import ApiKey
 
-from .clock import now_ms
+from . import clock
 from .errors import ApiError
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -48,7 +48,7 @@ def authenticate():
     if not header:
         raise unauthorized("Missing credential; send Authorization: Bearer <key>")
     token = credential_from_header(header)
-    principal = resolve_principal(token, now_ms()) if token else None
+    principal = resolve_principal(token, clock.now_ms()) if token else None
     if principal is None:
         raise unauthorized("Invalid, revoked or expired credential")
     g.principal = principal

@@ -1,4 +1,6 @@
 """Operator commands: `flask --app wsgi <command>`. Stdout carries only the result."""
+import os
+
 import click
 from flask import current_app
 
@@ -6,7 +8,7 @@ from models import ApiKey, IdempotencyRecord, Session, create_tables, db
 from models.api_key import SCOPES
 from schemas.base import to_rfc3339
 
-from .clock import now_ms
+from . import clock
 
 
 def iso(ms):
@@ -30,8 +32,26 @@ def init_db_command():
 def create_key_command(user_id, org_id, scope, name):
     """Create an API key and print it (it is shown only this once)."""
     with db.connection_context():
-        row, key = ApiKey.issue(user_id, now_ms(), organization_id=org_id, scope=scope, name=name)
+        row, key = ApiKey.issue(user_id, clock.now_ms(), organization_id=org_id,
+                                scope=scope, name=name)
     click.echo(f"Created key {row.id} for user {user_id} ({scope}).", err=True)
+    click.echo(key)
+
+
+@click.command("dev-key")
+def dev_key_command():
+    """Print the development key kept in the instance folder, creating it when missing."""
+    path = os.path.join(current_app.instance_path, "dev-api-key")
+    with db.connection_context():
+        if os.path.exists(path):
+            with open(path) as stored:
+                key = stored.read().strip()
+            if ApiKey.authenticate(key, clock.now_ms()) is not None:
+                click.echo(key)
+                return
+        _, key = ApiKey.issue("dev_user", clock.now_ms(), organization_id="dev_org", name="dev")
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as stored:
+        stored.write(key + "\n")
     click.echo(key)
 
 
@@ -53,7 +73,7 @@ def list_keys_command():
 def revoke_key_command(key_id):
     """Revoke an API key by its id (as list-keys shows it); effective at once."""
     with db.connection_context():
-        revoked = ApiKey.revoke(key_id, now_ms())
+        revoked = ApiKey.revoke(key_id, clock.now_ms())
     if not revoked:
         raise click.ClickException(f"No active key with id {key_id!r}.")
     click.echo(f"Revoked key {key_id}.")
@@ -66,7 +86,7 @@ def revoke_key_command(key_id):
 def purge_expired_command(dry_run, batch_size):
     """Delete expired sessions and their events; the last line is the count."""
     batch_size = batch_size or current_app.config["PURGE_BATCH_SIZE"]
-    now = now_ms()
+    now = clock.now_ms()
     with db.connection_context():
         count = Session.purge_expired(
             now, batch_size, dry_run=dry_run,
@@ -79,6 +99,6 @@ def purge_expired_command(dry_run, batch_size):
 
 def register_cli(app):
     """Attach the operator commands to the app's `flask` CLI."""
-    for command in (init_db_command, create_key_command, list_keys_command,
+    for command in (init_db_command, create_key_command, dev_key_command, list_keys_command,
                     revoke_key_command, purge_expired_command):
         app.cli.add_command(command)

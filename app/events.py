@@ -5,7 +5,7 @@ from models import Session
 from schemas import event_create_schema, event_list_query, event_page_schema, event_schema
 
 from .auth import require_scope
-from .clock import now_ms
+from . import clock
 from .http import use_body, use_query
 from .idempotency import idempotent
 
@@ -18,7 +18,7 @@ bp = Blueprint("events", __name__, url_prefix="/products/generation/sessions/<se
 @use_body(event_create_schema)
 def append_event(session_id, body):
     """Append an event to a session."""
-    event = Session.append_event(session_id, g.principal.user_id, now_ms(), **body)
+    event = Session.append_event(session_id, g.principal.user_id, clock.now_ms(), **body)
     return event_schema.dump(event), 201
 
 
@@ -27,7 +27,7 @@ def append_event(session_id, body):
 def list_events(session_id, query):
     """List a session's events, oldest first, after an event id or sequence number."""
     limit = query["limit"]
-    session = Session.get_live(session_id, g.principal.user_id, now_ms())
+    session = Session.get_live(session_id, g.principal.user_id, clock.now_ms())
     events = session.events_after(query.get("after"), limit + 1)
     return event_page_schema.dump({"data": events[:limit], "pagination": {
         "limit": limit, "has_more": len(events) > limit,

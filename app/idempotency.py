@@ -6,7 +6,7 @@ from flask import current_app, g, make_response, request
 
 from models import IdempotencyRecord
 
-from .clock import now_ms
+from . import clock
 from .errors import validation_error
 
 HEADER = "Idempotency-Key"
@@ -45,7 +45,7 @@ def idempotent(view):
             raise validation_error("OUT_OF_RANGE", "Idempotency-Key must be 1 to 255 characters",
                                    HEADER, "Use a UUID or another unique string.")
         user_id = g.principal.user_id
-        record = IdempotencyRecord.claim(user_id, key, request_fingerprint(), now_ms())
+        record = IdempotencyRecord.claim(user_id, key, request_fingerprint(), clock.now_ms())
         if record is not None:
             return replay(record)
         try:

@@ -7,7 +7,7 @@ from schemas import (encode_cursor, session_create_schema, session_detail_schema
                      session_schema)
 
 from .auth import require_scope
-from .clock import now_ms
+from . import clock
 from .http import if_match, use_body, use_query
 from .idempotency import idempotent
 
@@ -25,7 +25,7 @@ def etag_header(session):
 def create_session(body):
     """Create a generation session."""
     principal = g.principal
-    session = Session.start(principal.user_id, principal.organization_id, now_ms(),
+    session = Session.start(principal.user_id, principal.organization_id, clock.now_ms(),
                             current_app.config["SESSION_TTL"], **body)
     location = url_for(".get_session", session_id=session.id)
     return session_schema.dump(session), 201, {"Location": location, **etag_header(session)}
@@ -34,7 +34,7 @@ def create_session(body):
 @bp.get("/<session_id>")
 def get_session(session_id):
     """Get a session with its events, oldest first."""
-    session = Session.get_live_with_events(session_id, g.principal.user_id, now_ms())
+    session = Session.get_live_with_events(session_id, g.principal.user_id, clock.now_ms())
     return session_detail_schema.dump(session), 200, etag_header(session)
 
 
@@ -44,7 +44,8 @@ def list_sessions(query):
     """List the caller's sessions, newest first, optionally filtered by status."""
     limit, offset = query["limit"], query["offset"]
     sessions, total, has_more = Session.page(
-        g.principal.user_id, now_ms(), query.get("status"), limit, offset, query.get("cursor"))
+        g.principal.user_id, clock.now_ms(), query.get("status"), limit, offset,
+        query.get("cursor"))
     next_cursor = encode_cursor(sessions[-1]) if has_more else None
     return session_page_schema.dump({"data": sessions, "pagination": {
         "limit": limit, "offset": offset, "total": total,
@@ -56,7 +57,7 @@ def list_sessions(query):
 @use_body(session_patch_schema)
 def update_session(session_id, body):
     """Update a session: each given field replaces the stored one."""
-    session = Session.update_live(session_id, g.principal.user_id, now_ms(), body, if_match())
+    session = Session.update_live(session_id, g.principal.user_id, clock.now_ms(), body, if_match())
     return session_schema.dump(session), 200, etag_header(session)
 
 
@@ -64,5 +65,5 @@ def update_session(session_id, body):
 @require_scope("write")
 def delete_session(session_id):
     """Delete a session and all its events."""
-    Session.delete_live(session_id, g.principal.user_id, now_ms(), if_match())
+    Session.delete_live(session_id, g.principal.user_id, clock.now_ms(), if_match())
     return "", 204

@@ -15,6 +15,8 @@ def create_tables():
         db.create_tables(MODELS, safe=True)
 
 
-__all__ = ["ApiKey", "Event", "Session", "IdempotencyRecord", "STATUSES", "TERMINAL_STATUSES",
-           "DomainError", "IdempotencyConflict", "NotFound", "StaleRevision", "TransitionRefused", "UnknownEvent",
+__all__ = ["ApiKey", "Event", "Session", "IdempotencyRecord", "STATUSES",
+           "TERMINAL_STATUSES",
+           "DomainError", "IdempotencyConflict", "NotFound", "StaleRevision", "TransitionRefused",
+           "UnknownEvent",
            "canonical_hash", "create_tables", "db", "MODELS"]

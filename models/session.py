@@ -26,7 +26,10 @@ def canonical_hash(value):
 
 
 def for_update(query):
-    """Lock the selected rows until commit (PostgreSQL; SQLite's IMMEDIATE already holds the lock)."""
+    """Lock the selected rows until commit.
+
+    PostgreSQL needs FOR UPDATE; on SQLite, BEGIN IMMEDIATE already holds the lock.
+    """
     return query if is_sqlite() else query.for_update()
 
 

@@ -38,7 +38,8 @@ class CodedField:
 
     def make_error(self, key, **kwargs):
         error = super().make_error(key, **kwargs)
-        return ValidationError(Problem(str(error.messages[0]), CODE_OF_KEY.get(key, "VALIDATION_ERROR")))
+        code = CODE_OF_KEY.get(key, "VALIDATION_ERROR")
+        return ValidationError(Problem(str(error.messages[0]), code))
 
 
 class String(CodedField, fields.String):
@@ -54,7 +55,8 @@ def json_depth(value, limit):
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        children = (item.values() if isinstance(item, dict)
+                    else item if isinstance(item, list) else ())
         for child in children:
             if isinstance(child, (dict, list)):
                 if depth + 1 > limit:

@@ -71,3 +71,24 @@ def assert_error(response, status, code=None, path=None):
             assert isinstance(item["message"], str) and isinstance(item["path"], str)
         return matches[0]
     return body
+
+
+class Clock:
+    """A controllable "now" for the whole app (app.clock.now_ms is the one source)."""
+
+    def __init__(self, start_ms):
+        self.ms = start_ms
+
+    def now_ms(self):
+        return self.ms
+
+    def advance(self, seconds):
+        self.ms += int(seconds * 1000)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Freeze time at 2026-11-23T09:15:30.123Z; tests move it with clock.advance()."""
+    frozen = Clock(1_795_425_330_123)
+    monkeypatch.setattr("app.clock.now_ms", frozen.now_ms)
+    return frozen

@@ -1,0 +1,44 @@
+# gensessions: `make serve` to run it, `make test` to test it. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+
+.PHONY: serve test lint install dev-install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python setup.cfg
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+dev-install: $(VENV)/.dev-installed
+
+## serve: set up, initialise SQLite under instance/, make sure a dev key exists, start gunicorn
+serve: install
+	$(FLASK) init-db
+	@echo
+	@echo "Development API key (kept in instance/dev-api-key):"
+	@echo "  export GS_KEY=$$($(FLASK) dev-key)"
+	@echo "  curl -s -X POST http://127.0.0.1:8000/v1/products/generation/sessions \\"
+	@echo "       -H \"Authorization: Bearer \$$GS_KEY\" -H 'Content-Type: application/json' -d '{}'"
+	@echo
+	$(BIN)/gunicorn wsgi:app
+
+## test: install the dev extras and run the whole suite
+test: dev-install
+	$(BIN)/python -m pytest
+
+lint: dev-install
+	$(BIN)/flake8 app schemas models tests wsgi.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .coverage
