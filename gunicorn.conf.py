@@ -12,7 +12,8 @@ threads = int(os.environ.get("THREADS", "4"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
-# Requests lines past this are refused by gunicorn itself; long enough for any real URL.
-limit_request_line = 8190
+# 0 lifts gunicorn's 8 KB request-line limit (it still stops at 1 MB), so that an
+# over-long URL reaches the app and gets a JSON 404 instead of gunicorn's HTML 414.
+limit_request_line = 0
 accesslog = "-"
 errorlog = "-"

@@ -1,4 +1,5 @@
 """HTTP plumbing: strict JSON in, orjson out, validated input for views, request ids."""
+import json
 import re
 import uuid
 from functools import wraps
@@ -6,9 +7,13 @@ from functools import wraps
 import orjson
 from flask import g, request
 from flask.json.provider import JSONProvider
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .errors import ApiError, validation_error
 
+# A run of 19 digits may be an integer orjson would turn into a float (beyond 64 bits).
+LONG_DIGITS = re.compile(rb"[0-9]{19}")
+INT_RANGE = (-(2 ** 63), 2 ** 64 - 1)
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
@@ -23,27 +28,58 @@ class OrjsonProvider(JSONProvider):
         return orjson.loads(s)
 
     def response(self, *args, **kwargs):
-        body = orjson.dumps(self._prepare_response_obj(args, kwargs))
+        body = orjson.dumps(self._prepare_response_obj(args, kwargs),
+                            option=orjson.OPT_APPEND_NEWLINE)
         return self._app.response_class(body, content_type=JSON_CONTENT_TYPE)
+
+
+def request_body():
+    """Return the raw request body; raises RequestEntityTooLarge past MAX_CONTENT_LENGTH.
+
+    Werkzeug refuses a Content-Length over the limit, but quietly cuts a
+    chunked body at it; a byte left unread past the limit means "too large".
+    """
+    raw = request.get_data(cache=True)
+    limit = request.max_content_length
+    if limit is not None and len(raw) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return raw
+
+
+def check_integer(text):
+    """parse_int for the stdlib parser: refuse what orjson would not keep exactly."""
+    value = int(text)
+    if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        raise OverflowError(text)
+    return value
 
 
 def read_json_body():
     """Return the request's JSON body ({} when empty).
 
-    Raises ApiError 415 for a non-empty body that is not JSON, 413 (from
-    Werkzeug) past MAX_CONTENT_LENGTH, and 400 INVALID_FORMAT for malformed
-    JSON, which includes NaN, Infinity, invalid UTF-8 and lone surrogates.
+    Raises ApiError 415 for a non-empty body that is not JSON, 413 past
+    MAX_CONTENT_LENGTH, and 400 for malformed JSON (which includes NaN,
+    Infinity, invalid UTF-8, lone surrogates and nesting past 1,024 levels)
+    or integers beyond 64 bits, which could not be returned exactly.
     """
-    raw = request.get_data(cache=True)
+    raw = request_body()
     if not raw.strip():
         return {}
     if not request.is_json:
         raise ApiError(415, "Unsupported media type; send the body as application/json")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise validation_error("INVALID_FORMAT", f"Malformed JSON: {error.msg}", "",
                                "Send a valid JSON object (no NaN or Infinity).") from None
+    if LONG_DIGITS.search(raw):
+        try:
+            json.loads(raw, parse_int=check_integer)
+        except (OverflowError, ValueError, RecursionError):
+            raise validation_error(
+                "OUT_OF_RANGE", "An integer is beyond the 64-bit range", "",
+                "Send integers from -2^63 to 2^64-1, or send larger numbers as strings.") from None
+    return body
 
 
 def use_body(schema):

@@ -8,6 +8,7 @@ from models import IdempotencyRecord
 
 from . import clock
 from .errors import validation_error
+from .http import request_body
 
 HEADER = "Idempotency-Key"
 # Headers of the first answer that its replays carry again.
@@ -17,7 +18,7 @@ REPLAYED_HEADERS = ("Location", "ETag")
 def request_fingerprint():
     """SHA-256 of what makes two requests "the same": method, path and body."""
     digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
-    digest.update(request.get_data(cache=True))
+    digest.update(request_body())
     return digest.hexdigest()
 
 
