@@ -3,6 +3,7 @@ import os
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from models import ApiKey, IdempotencyRecord, Session, create_tables, db
 from models.api_key import SCOPES
@@ -16,6 +17,7 @@ def iso(ms):
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db_command():
     """Create the database tables that do not exist yet."""
     with db.connection_context():
@@ -24,6 +26,7 @@ def init_db_command():
 
 
 @click.command("create-key")
+@with_appcontext
 @click.option("--user-id", required=True, help="The user the key acts as.")
 @click.option("--org-id", default=None, help="The user's organization, if any.")
 @click.option("--scope", type=click.Choice(SCOPES), default="write", show_default=True,
@@ -39,6 +42,7 @@ def create_key_command(user_id, org_id, scope, name):
 
 
 @click.command("dev-key")
+@with_appcontext
 def dev_key_command():
     """Print the development key kept in the instance folder, creating it when missing."""
     path = os.path.join(current_app.instance_path, "dev-api-key")
@@ -56,6 +60,7 @@ def dev_key_command():
 
 
 @click.command("list-keys")
+@with_appcontext
 def list_keys_command():
     """List API keys (their public ids, never the secrets)."""
     columns = ("ID", "USER", "ORG", "SCOPE", "NAME", "CREATED", "LAST USED", "REVOKED")
@@ -69,6 +74,7 @@ def list_keys_command():
 
 
 @click.command("revoke-key")
+@with_appcontext
 @click.argument("key_id")
 def revoke_key_command(key_id):
     """Revoke an API key by its id (as list-keys shows it); effective at once."""
@@ -80,6 +86,7 @@ def revoke_key_command(key_id):
 
 
 @click.command("purge-expired")
+@with_appcontext
 @click.option("--dry-run", is_flag=True, help="Count what would be purged; delete nothing.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=None,
               help="Sessions deleted per transaction (default PURGE_BATCH_SIZE).")
