@@ -216,8 +216,9 @@ class Session(BaseModel):
         """Delete sessions expired at `now`, and their events, in short transactions.
 
         Each batch commits on its own so that requests served meanwhile wait
-        for one batch at most. Returns the number of sessions purged (or, with
-        `dry_run`, that would be). `on_batch(count)` is called after each batch.
+        for one batch at most. After each batch `on_batch(purged so far)` is
+        called; a false answer stops the purge there. Returns the number of
+        sessions purged (or, with `dry_run`, that would be).
         """
         expired = cls.select(cls.id).where(cls.expires_at <= now)
         if dry_run:
@@ -231,8 +232,8 @@ class Session(BaseModel):
                 Event.delete().where(Event.session.in_(ids)).execute()
                 cls.delete().where(cls.id.in_(ids)).execute()
             purged += len(ids)
-            if on_batch is not None:
-                on_batch(purged)
+            if on_batch is not None and on_batch(purged) is False:
+                return purged
 
 
 class Event(BaseModel):

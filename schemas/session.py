@@ -11,6 +11,8 @@ from .base import (BodySchema, CamelSchema, Integer, JSONObject, Length, OneOf, 
                    QuerySchema, Range, String, Timestamp)
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Offsets past this are refused rather than overflowing a database integer.
+MAX_OFFSET = 2 ** 31 - 1
 
 
 class EventSchema(CamelSchema):
@@ -83,7 +85,9 @@ class Cursor(String):
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
             created_at, session_id = raw.split(".", 1)
-            if not ID_PATTERN.match(session_id) or not created_at.isdigit():
+            # 15 digits of milliseconds reach the year 33658; more is no time of ours.
+            if (not ID_PATTERN.match(session_id) or not created_at.isdigit()
+                    or not created_at.isascii() or len(created_at) > 15):
                 raise ValueError
             return int(created_at), session_id
         except (ValueError, binascii.Error, UnicodeDecodeError):
@@ -95,7 +99,7 @@ class Cursor(String):
 class SessionListQuery(QuerySchema):
     status = String(validate=OneOf(STATUSES))
     limit = Integer(load_default=20, validate=Range(min=1, max=100))
-    offset = Integer(load_default=0, validate=Range(min=0))
+    offset = Integer(load_default=0, validate=Range(min=0, max=MAX_OFFSET))
     cursor = Cursor()
 
     @validates_schema
