@@ -17,3 +17,17 @@ keepalive = 5
 limit_request_line = 0
 accesslog = "-"
 errorlog = "-"
+
+
+def post_worker_init(worker):
+    """Start this worker's purge scheduler as soon as it can serve (not at import)."""
+    scheduler = worker.wsgi.extensions.get("purge_scheduler")
+    if scheduler is not None:
+        scheduler.start()
+
+
+def worker_exit(server, worker):
+    """Stop the purge scheduler with the worker (after its current batch)."""
+    scheduler = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("purge_scheduler")
+    if scheduler:
+        scheduler.stop(timeout=graceful_timeout / 2)

@@ -19,10 +19,12 @@ def create_app(config=None):
     app.config.from_mapping(config or {})
     os.makedirs(app.instance_path, exist_ok=True)
 
-    from . import api, cli, errors, health, http
+    from . import api, cli, errors, health, http, logs, purge
     from .db import init_db
 
+    logs.configure_logging()
     init_db(app)
+    purge.init_purge(app)
     http.register_http(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)

@@ -1,12 +1,16 @@
 """Operator commands: `flask --app wsgi <command>`. Stdout carries only the result."""
+import json
 import os
+import socket
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from models import ApiKey, IdempotencyRecord, Session, create_tables, db
+from models import ApiKey, PurgeState, Session, create_tables, db
 from models.api_key import SCOPES
+from models.purge import purge_with_lock
+from schemas import purge_status_schema
 from schemas.base import to_rfc3339
 
 from . import clock
@@ -92,20 +96,36 @@ def revoke_key_command(key_id):
               help="Sessions deleted per transaction (default PURGE_BATCH_SIZE).")
 def purge_expired_command(dry_run, batch_size):
     """Delete expired sessions and their events; the last line is the count."""
-    batch_size = batch_size or current_app.config["PURGE_BATCH_SIZE"]
-    now = clock.now_ms()
+    config = current_app.config
     with db.connection_context():
-        count = Session.purge_expired(
-            now, batch_size, dry_run=dry_run,
-            on_batch=lambda done: click.echo(f"purged {done} sessions so far", err=True))
-        if not dry_run:
-            IdempotencyRecord.purge_expired(now)
-    click.echo(f"{'would purge' if dry_run else 'purged'} {count} expired sessions", err=True)
+        if dry_run:
+            count = Session.purge_expired(clock.now_ms(), dry_run=True)
+            click.echo(f"would purge {count} expired sessions", err=True)
+        else:
+            count = purge_with_lock(
+                clock.now_ms, f"cli:{socket.gethostname()}:{os.getpid()}",
+                batch_size or config["PURGE_BATCH_SIZE"], "cli",
+                on_batch=lambda done: click.echo(f"purged {done} sessions so far", err=True),
+                pause=config["PURGE_BATCH_PAUSE_MS"] / 1000)
+            if count is None:
+                click.echo("another purge is running; nothing done", err=True)
+                count = 0
+            else:
+                click.echo(f"purged {count} expired sessions", err=True)
     click.echo(count)
+
+
+@click.command("purge-status")
+@with_appcontext
+def purge_status_command():
+    """Print when the last purge ran, what it removed, and whether one is running."""
+    with db.connection_context():
+        status = PurgeState.status(clock.now_ms())
+    click.echo(json.dumps(purge_status_schema.dump(status), indent=2))
 
 
 def register_cli(app):
     """Attach the operator commands to the app's `flask` CLI."""
     for command in (init_db_command, create_key_command, dev_key_command, list_keys_command,
-                    revoke_key_command, purge_expired_command):
+                    revoke_key_command, purge_expired_command, purge_status_command):
         app.cli.add_command(command)

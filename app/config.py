@@ -6,6 +6,7 @@ DEFAULTS = {
     "SESSION_TTL": 7 * 24 * 3600,
     "PURGE_SCHEDULE": "*/10 * * * *",
     "PURGE_BATCH_SIZE": 500,
+    "PURGE_BATCH_PAUSE_MS": 10,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     "RATE_LIMIT": "600/minute",
     "RATE_LIMIT_STORAGE_URI": "memory://",
@@ -17,7 +18,10 @@ DEFAULTS = {
 }
 
 # Environment variables that are whole numbers; the rest are taken as strings.
-INTEGER_SETTINGS = {"SESSION_TTL", "PURGE_BATCH_SIZE", "MAX_CONTENT_LENGTH", "SQLITE_BUSY_TIMEOUT"}
+INTEGER_SETTINGS = {"SESSION_TTL", "PURGE_BATCH_SIZE", "PURGE_BATCH_PAUSE_MS",
+                    "MAX_CONTENT_LENGTH", "SQLITE_BUSY_TIMEOUT"}
+# Integer settings for which 0 makes sense (no pause).
+ZERO_ALLOWED = {"PURGE_BATCH_PAUSE_MS"}
 
 
 def as_int(name, raw):
@@ -26,7 +30,7 @@ def as_int(name, raw):
         value = int(raw)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
-    if value <= 0:
+    if value < 0 or (value == 0 and name not in ZERO_ALLOWED):
         raise ValueError(f"{name} must be positive, not {raw!r}")
     return value
 

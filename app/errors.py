@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 from models.exceptions import (IdempotencyConflict, NotFound, StaleRevision, TransitionRefused,
                                UnknownEvent)
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gensessions.errors")
 
 # The contract's short texts, by status.
 ERROR_TEXT = {

@@ -1,8 +1,10 @@
 """GET /healthz: no credential; 200 when the database answers, else 503."""
 from flask import Blueprint
 
-from models import db
+from models import PurgeState
+from schemas import health_schema
 
+from . import clock
 from .errors import ApiError
 
 bp = Blueprint("health", __name__)
@@ -10,9 +12,9 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz():
-    """Report whether the service can reach its database."""
+    """Report whether the service can reach its database, and how the purge is doing."""
     try:
-        db.execute_sql("SELECT 1")
+        purge = PurgeState.status(clock.now_ms())
     except Exception:  # any failure to answer means "unavailable", never a 500
         raise ApiError(503, "Database unavailable") from None
-    return {"status": "ok"}
+    return health_schema.dump({"status": "ok", "purge": purge})

@@ -4,9 +4,10 @@ from .base import db, write_transaction
 from .exceptions import (DomainError, IdempotencyConflict, NotFound, StaleRevision,
                          TransitionRefused, UnknownEvent)
 from .idempotency import IdempotencyRecord
+from .purge import PurgeState
 from .session import STATUSES, TERMINAL_STATUSES, Event, Session, canonical_hash
 
-MODELS = (ApiKey, Session, Event, IdempotencyRecord)
+MODELS = (ApiKey, Session, Event, IdempotencyRecord, PurgeState)
 
 
 def create_tables():
@@ -15,7 +16,7 @@ def create_tables():
         db.create_tables(MODELS, safe=True)
 
 
-__all__ = ["ApiKey", "Event", "Session", "IdempotencyRecord", "STATUSES",
+__all__ = ["ApiKey", "Event", "Session", "IdempotencyRecord", "PurgeState", "STATUSES",
            "TERMINAL_STATUSES",
            "DomainError", "IdempotencyConflict", "NotFound", "StaleRevision", "TransitionRefused",
            "UnknownEvent",

@@ -1,5 +1,6 @@
 """Marshmallow schemas: one instance per use, shared by validation and documentation."""
 from .errors import ErrorSchema
+from .health import HealthSchema, PurgeStatusSchema
 from .session import (EventCreateSchema, EventListQuery, EventPageSchema, EventSchema,
                       SessionCreateSchema, SessionDetailSchema, SessionListQuery,
                       SessionPageSchema, SessionPatchSchema, SessionSchema, encode_cursor)
@@ -15,6 +16,8 @@ event_create_schema = EventCreateSchema()
 event_list_query = EventListQuery()
 event_page_schema = EventPageSchema()
 error_schema = ErrorSchema()
+health_schema = HealthSchema()
+purge_status_schema = PurgeStatusSchema()
 
 __all__ = [name for name in dir() if name.endswith("_schema") or name.endswith("_query")]
 __all__ += ["encode_cursor"]

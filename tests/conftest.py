@@ -9,7 +9,8 @@ SESSIONS = "/v1/products/generation/sessions"
 
 @pytest.fixture
 def app(tmp_path):
-    app = create_app({"DATABASE_URL": str(tmp_path / "test.db"), "TESTING": True})
+    app = create_app({"DATABASE_URL": str(tmp_path / "test.db"), "TESTING": True,
+                      "PURGE_SCHEDULE": "off"})
     yield app
     db.close()
 

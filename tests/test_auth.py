@@ -308,7 +308,10 @@ def test_identity_fields_in_event_body_are_refused(client, create_session, auth_
 def test_healthz_needs_no_credential(client, headers):
     response = client.get("/healthz", headers=headers)
     assert response.status_code == 200
-    assert response.json == {"status": "ok"}
+    assert response.json["status"] == "ok"
+    assert response.json["purge"] == {
+        "running": False, "runs": 0, "lastTrigger": None, "lastStartedAt": None,
+        "lastFinishedAt": None, "lastPurged": None, "lastDurationMs": None, "lastError": None}
 
 
 # --- the key is stored only as a hash ------------------------------------------------------

@@ -220,6 +220,7 @@ def test_timestamps_and_default_expiry(clock, create_session):
 
 def test_session_ttl_setting_changes_expiry(tmp_path, clock, make_key):
     app = create_app({"DATABASE_URL": str(tmp_path / "ttl.db"), "TESTING": True,
+                      "PURGE_SCHEDULE": "off",
                       "SESSION_TTL": 60})
     headers = make_key()  # issued into the database bound last: this app's
     created = app.test_client().post(SESSIONS, json={}, headers=headers).json
@@ -1038,6 +1039,7 @@ def test_session_answers_until_just_before_expiry(clock, create_session, get):
 
 def test_expiry_applies_with_a_custom_ttl(tmp_path, clock, make_key):
     app = create_app({"DATABASE_URL": str(tmp_path / "ttl.db"), "TESTING": True,
+                      "PURGE_SCHEDULE": "off",
                       "SESSION_TTL": 60})
     headers = make_key()
     client = app.test_client()
