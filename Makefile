@@ -38,7 +38,7 @@ test: dev-install
 	$(BIN)/python -m pytest
 
 lint: dev-install
-	$(BIN)/flake8 app schemas models tests wsgi.py
+	$(BIN)/flake8 app schemas models tests bench wsgi.py gunicorn.conf.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .coverage

@@ -5,8 +5,8 @@ DEFAULTS = {
     "DATABASE_URL": None,  # None: SQLite file under the instance folder
     "SESSION_TTL": 7 * 24 * 3600,
     "PURGE_SCHEDULE": "*/10 * * * *",
-    "PURGE_BATCH_SIZE": 500,
-    "PURGE_BATCH_PAUSE_MS": 10,
+    "PURGE_BATCH_SIZE": 100,
+    "PURGE_BATCH_PAUSE_MS": 50,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     "RATE_LIMIT": "600/minute",
     "RATE_LIMIT_STORAGE_URI": "memory://",

@@ -84,9 +84,9 @@ class PurgeScheduler:
             self._thread.join(timeout)
 
     def _loop(self):
-        times = croniter(self.schedule, time.time())
         while True:
-            slot = times.get_next(float)
+            # From now, not from the last slot: slots missed during a long run are skipped.
+            slot = croniter(self.schedule, time.time()).get_next(float)
             if self._stopping.wait(max(0.0, slot - time.time())):
                 return
             try:

@@ -5,7 +5,7 @@ import secrets
 
 from peewee import BigIntegerField, CharField, ForeignKeyField, IntegerField, TextField, Tuple
 
-from .base import BaseModel, JSONField, is_sqlite, write_transaction
+from .base import BaseModel, JSONField, db, is_sqlite, write_transaction
 from .exceptions import NotFound, StaleRevision, TransitionRefused, UnknownEvent
 
 STATUSES = ("intake", "planning", "generating", "assembling", "completed", "failed", "cancelled")
@@ -232,6 +232,10 @@ class Session(BaseModel):
                 Event.delete().where(Event.session.in_(ids)).execute()
                 cls.delete().where(cls.id.in_(ids)).execute()
             purged += len(ids)
+            if is_sqlite():
+                # Fold the batch into the database file now, off the clients' commits:
+                # otherwise whichever request crosses the WAL's auto-checkpoint pays for it.
+                db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
             if on_batch is not None and on_batch(purged) is False:
                 return purged
 
