@@ -19,7 +19,7 @@ def create_app(config=None):
     app.config.from_mapping(config or {})
     os.makedirs(app.instance_path, exist_ok=True)
 
-    from . import api, cli, errors, health, http, logs, purge
+    from . import api, cli, errors, health, http, logs, openapi, purge
     from .db import init_db
 
     logs.configure_logging()
@@ -28,6 +28,8 @@ def create_app(config=None):
     http.register_http(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(openapi.docs_bp)
     errors.register_error_handlers(app)
     cli.register_cli(app)
     return app

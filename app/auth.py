@@ -8,6 +8,7 @@ from models import ApiKey
 
 from . import clock
 from .errors import ApiError
+from .http import openapi_info
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
@@ -63,5 +64,6 @@ def require_scope(scope):
                 raise ApiError(403, f"This credential has the {g.principal.scope!r} scope; "
                                     f"this request needs {scope!r}")
             return view(*args, **kwargs)
+        openapi_info(wrapper)["scope"] = scope
         return wrapper
     return decorator

@@ -14,6 +14,7 @@ from schemas import purge_status_schema
 from schemas.base import to_rfc3339
 
 from . import clock
+from .openapi import build_spec
 
 
 def iso(ms):
@@ -124,8 +125,20 @@ def purge_status_command():
     click.echo(json.dumps(purge_status_schema.dump(status), indent=2))
 
 
+@click.command("openapi")
+@with_appcontext
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default="-",
+              show_default=True, help="File to write; - for stdout.")
+def openapi_command(output):
+    """Write the OpenAPI document (as GET /v1/openapi.json serves it)."""
+    text = json.dumps(build_spec(current_app), indent=2, ensure_ascii=False) + "\n"
+    with click.open_file(output, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
 def register_cli(app):
     """Attach the operator commands to the app's `flask` CLI."""
     for command in (init_db_command, create_key_command, dev_key_command, list_keys_command,
-                    revoke_key_command, purge_expired_command, purge_status_command):
+                    revoke_key_command, purge_expired_command, purge_status_command,
+                    openapi_command):
         app.cli.add_command(command)

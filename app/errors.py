@@ -88,6 +88,8 @@ def register_error_handlers(app):
 
     @app.errorhandler(HTTPException)
     def http_error(error):
+        if error.code is None or error.code < 400:  # redirects (e.g. /docs to /docs/)
+            return error.get_response()
         headers = {name: value for name, value in error.get_response().headers.items()
                    if name in ("Allow", "WWW-Authenticate", "Retry-After")}
         return error_response(error.code, ERROR_TEXT.get(error.code, error.name), None, headers)

@@ -6,11 +6,13 @@ from schemas import health_schema
 
 from . import clock
 from .errors import ApiError
+from .openapi import answers
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@answers(200, health_schema, "The database answers", public=True, errors=(503,))
 def healthz():
     """Report whether the service can reach its database, and how the purge is doing."""
     try:

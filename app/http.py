@@ -82,12 +82,18 @@ def read_json_body():
     return body
 
 
+def openapi_info(view):
+    """The OpenAPI facts a view's decorators collect (functools.wraps shares the dict)."""
+    return view.__dict__.setdefault("openapi", {})
+
+
 def use_body(schema):
     """Decorator: load the JSON body with `schema` and pass it to the view as `body`."""
     def decorator(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
             return view(*args, body=schema.load(read_json_body()), **kwargs)
+        openapi_info(wrapper)["body"] = schema
         return wrapper
     return decorator
 
@@ -98,6 +104,7 @@ def use_query(schema):
         @wraps(view)
         def wrapper(*args, **kwargs):
             return view(*args, query=schema.load(request.args.to_dict()), **kwargs)
+        openapi_info(wrapper)["query"] = schema
         return wrapper
     return decorator
 

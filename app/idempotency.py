@@ -8,7 +8,7 @@ from models import IdempotencyRecord
 
 from . import clock
 from .errors import validation_error
-from .http import request_body
+from .http import openapi_info, request_body
 
 HEADER = "Idempotency-Key"
 # Headers of the first answer that its replays carry again.
@@ -62,4 +62,5 @@ def idempotent(view):
         else:
             IdempotencyRecord.release(user_id, key)
         return response
+    openapi_info(wrapper)["idempotent"] = True
     return wrapper

@@ -7,12 +7,18 @@ CODES = ("MISSING_REQUIRED_FIELD", "INVALID_TYPE", "INVALID_ENUM", "OUT_OF_RANGE
 
 
 class ErrorDetailSchema(Schema):
-    code = fields.String(metadata={"enum": list(CODES)})
-    message = fields.String()
-    path = fields.String()
-    suggestion = fields.String()
+    code = fields.String(required=True, metadata={"enum": list(CODES)})
+    message = fields.String(required=True)
+    path = fields.String(required=True, metadata={
+        "description": "Dotted path to the field; empty for the body itself."})
+    suggestion = fields.String(metadata={"description": "An actionable hint."})
 
 
 class ErrorSchema(Schema):
-    error = fields.String()
+    error = fields.String(required=True, metadata={"example": "Session not found"})
     details = fields.List(fields.Nested(ErrorDetailSchema))
+
+
+class ValidationErrorSchema(Schema):
+    error = fields.String(required=True, metadata={"example": "Validation error"})
+    details = fields.List(fields.Nested(ErrorDetailSchema), required=True)

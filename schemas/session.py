@@ -16,37 +16,37 @@ MAX_OFFSET = 2 ** 31 - 1
 
 
 class EventSchema(CamelSchema):
-    id = fields.String(metadata={"example": "evt_8f3b2c9d7a1e4f2b0c6d5e4a"})
-    session_id = fields.String()
-    user_id = fields.String()
-    organization_id = fields.String(allow_none=True)
-    sequence = fields.Integer()
-    type = fields.String()
-    stage = fields.String(allow_none=True)
-    message = fields.String(allow_none=True)
-    payload = JSONObject(allow_none=True)
-    created_at = Timestamp()
+    id = fields.String(required=True, metadata={"example": "evt_8f3b2c9d7a1e4f2b0c6d5e4a"})
+    session_id = fields.String(required=True)
+    user_id = fields.String(required=True)
+    organization_id = fields.String(required=True, allow_none=True)
+    sequence = fields.Integer(required=True)
+    type = fields.String(required=True)
+    stage = fields.String(required=True, allow_none=True)
+    message = fields.String(required=True, allow_none=True)
+    payload = JSONObject(required=True, allow_none=True)
+    created_at = Timestamp(required=True)
 
 
 class SessionSchema(CamelSchema):
-    id = fields.String(metadata={"example": "sess_1234567890abcdefghijklmn"})
-    user_id = fields.String()
-    organization_id = fields.String(allow_none=True)
-    status = fields.String(validate=OneOf(STATUSES))
-    prd = JSONObject(allow_none=True)
-    plan = JSONObject(allow_none=True)
-    product_object = JSONObject(allow_none=True)
-    product_object_hash = fields.String(allow_none=True)
-    assembly_state = JSONObject(allow_none=True)
-    catalog_version = fields.String(allow_none=True)
-    schema_version = fields.String(allow_none=True)
-    created_at = Timestamp()
-    updated_at = Timestamp()
-    expires_at = Timestamp()
+    id = fields.String(required=True, metadata={"example": "sess_1234567890abcdefghijklmn"})
+    user_id = fields.String(required=True)
+    organization_id = fields.String(required=True, allow_none=True)
+    status = fields.String(required=True, validate=OneOf(STATUSES))
+    prd = JSONObject(required=True, allow_none=True)
+    plan = JSONObject(required=True, allow_none=True)
+    product_object = JSONObject(required=True, allow_none=True)
+    product_object_hash = fields.String(required=True, allow_none=True)
+    assembly_state = JSONObject(required=True, allow_none=True)
+    catalog_version = fields.String(required=True, allow_none=True)
+    schema_version = fields.String(required=True, allow_none=True)
+    created_at = Timestamp(required=True)
+    updated_at = Timestamp(required=True)
+    expires_at = Timestamp(required=True)
 
 
 class SessionDetailSchema(SessionSchema):
-    events = fields.List(fields.Nested(EventSchema), attribute="event_log")
+    events = fields.List(fields.Nested(EventSchema), required=True, attribute="event_log")
 
 
 class SessionCreateSchema(BodySchema):
@@ -56,18 +56,24 @@ class SessionCreateSchema(BodySchema):
 
 
 class SessionPatchSchema(BodySchema):
+    """Each given field replaces the stored one whole; null clears it."""
+
     assembly_state = JSONObject(allow_none=True)
     plan = JSONObject(allow_none=True)
     prd = JSONObject(allow_none=True)
     product_object = JSONObject(allow_none=True)
-    product_object_hash = String(allow_none=True, validate=Length(max=128))
-    status = String(validate=OneOf(STATUSES))
+    product_object_hash = String(allow_none=True, validate=Length(max=128), metadata={
+        "description": "Defaults to the SHA-256 of productObject's canonical JSON when "
+                       "productObject is given without it."})
+    status = String(validate=OneOf(STATUSES), metadata={
+        "description": "completed, failed and cancelled are final."})
 
 
 class EventCreateSchema(BodySchema):
     type = String(required=True, validate=Length(min=1, max=64))
     message = String(allow_none=True, validate=Length(max=10_000))
-    stage = String(allow_none=True, validate=Length(max=64))
+    stage = String(allow_none=True, validate=Length(max=64),
+                   metadata={"description": "Defaults to the session's status."})
     payload = JSONObject(allow_none=True)
 
 
@@ -97,10 +103,12 @@ class Cursor(String):
 
 
 class SessionListQuery(QuerySchema):
-    status = String(validate=OneOf(STATUSES))
-    limit = Integer(load_default=20, validate=Range(min=1, max=100))
-    offset = Integer(load_default=0, validate=Range(min=0, max=MAX_OFFSET))
-    cursor = Cursor()
+    status = String(validate=OneOf(STATUSES), metadata={"description": "Only this status."})
+    limit = Integer(load_default=20, validate=Range(min=1, max=100),
+                    metadata={"description": "Sessions per page."})
+    offset = Integer(load_default=0, validate=Range(min=0, max=MAX_OFFSET),
+                     metadata={"description": "Sessions to skip (not with `cursor`)."})
+    cursor = Cursor(metadata={"description": "The `nextCursor` of the previous page."})
 
     @validates_schema
     def cursor_or_offset(self, data, **kwargs):
@@ -125,29 +133,32 @@ class EventAfter(String):
 
 
 class EventListQuery(QuerySchema):
-    after = EventAfter()
-    limit = Integer(load_default=100, validate=Range(min=1, max=1000))
+    after = EventAfter(metadata={
+        "description": "Only events after this one: an event id (`evt_...`, e.g. the last "
+                       "`nextCursor`) or a sequence number."})
+    limit = Integer(load_default=100, validate=Range(min=1, max=1000),
+                    metadata={"description": "Events per page."})
 
 
 class SessionPaginationSchema(CamelSchema):
-    limit = fields.Integer()
-    offset = fields.Integer()
-    total = fields.Integer()
-    has_more = fields.Boolean()
-    next_cursor = fields.String(allow_none=True)
+    limit = fields.Integer(required=True)
+    offset = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+    has_more = fields.Boolean(required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
 
 
 class SessionPageSchema(CamelSchema):
-    data = fields.List(fields.Nested(SessionSchema))
-    pagination = fields.Nested(SessionPaginationSchema)
+    data = fields.List(fields.Nested(SessionSchema), required=True)
+    pagination = fields.Nested(SessionPaginationSchema, required=True)
 
 
 class EventPaginationSchema(CamelSchema):
-    limit = fields.Integer()
-    has_more = fields.Boolean()
-    next_cursor = fields.String(allow_none=True)
+    limit = fields.Integer(required=True)
+    has_more = fields.Boolean(required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
 
 
 class EventPageSchema(CamelSchema):
-    data = fields.List(fields.Nested(EventSchema))
-    pagination = fields.Nested(EventPaginationSchema)
+    data = fields.List(fields.Nested(EventSchema), required=True)
+    pagination = fields.Nested(EventPaginationSchema, required=True)
