@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: serve test lint install dev-install clean
+.PHONY: serve test fuzz lint install dev-install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,14 @@ serve: install
 
 ## test: install the dev extras and run the whole suite
 test: dev-install
+	bash tests/ensure_chromium.sh
 	$(BIN)/python -m pytest
+
+## fuzz: schemathesis against the app's own OpenAPI document with a larger budget than
+## CI's (FUZZ_EXAMPLES examples per operation and stateful scenarios; CI runs 25)
+fuzz: FUZZ_EXAMPLES ?= 500
+fuzz: dev-install
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py -q
 
 lint: dev-install
 	$(BIN)/flake8 app schemas models tests bench wsgi.py gunicorn.conf.py

@@ -229,7 +229,8 @@ def build_spec(app):
 
 
 @bp.get(OPENAPI_PATH)
-@answers(200, None, "This document (OpenAPI 3.0.3)", public=True, errors=())
+@answers(200, {"type": "object", "description": "An OpenAPI 3.0.3 document."},
+         "This document (OpenAPI 3.0.3)", public=True, errors=())
 def openapi_document():
     """Serve the OpenAPI document."""
     spec = current_app.extensions.get("openapi")

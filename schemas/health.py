@@ -7,7 +7,8 @@ from .base import CamelSchema, Timestamp
 class PurgeStatusSchema(CamelSchema):
     running = fields.Boolean()
     runs = fields.Integer()
-    last_trigger = fields.String(allow_none=True, metadata={"enum": ["schedule", "cli"]})
+    # OpenAPI 3.0 needs null among an enum's values, hence None in the list.
+    last_trigger = fields.String(allow_none=True, metadata={"enum": ["schedule", "cli", None]})
     last_started_at = Timestamp(allow_none=True)
     last_finished_at = Timestamp(allow_none=True)
     last_purged = fields.Integer(allow_none=True)
