@@ -16,6 +16,8 @@ LONG_DIGITS = re.compile(rb"[0-9]{19}")
 INT_RANGE = (-(2 ** 63), 2 ** 64 - 1)
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+# RFC 8259's whitespace; bytes.strip() would also take \x0b and \x0c, which are not JSON.
+JSON_WHITESPACE = b" \t\n\r"
 
 
 class OrjsonProvider(JSONProvider):
@@ -63,7 +65,7 @@ def read_json_body():
     or integers beyond 64 bits, which could not be returned exactly.
     """
     raw = request_body()
-    if not raw.strip():
+    if not raw.strip(JSON_WHITESPACE):
         return {}
     if not request.is_json:
         raise ApiError(415, "Unsupported media type; send the body as application/json")
