@@ -15,7 +15,8 @@ keepalive = 5
 # 0 lifts gunicorn's 8 KB request-line limit (it still stops at 1 MB), so that an
 # over-long URL reaches the app and gets a JSON 404 instead of gunicorn's HTML 414.
 limit_request_line = 0
-accesslog = "-"
+# The app writes one JSON access line per request (gensessions.access) to stderr.
+accesslog = None
 errorlog = "-"
 
 

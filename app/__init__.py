@@ -19,13 +19,15 @@ def create_app(config=None):
     app.config.from_mapping(config or {})
     os.makedirs(app.instance_path, exist_ok=True)
 
-    from . import api, cli, errors, health, http, logs, openapi, purge
+    from . import api, cli, errors, health, http, logs, openapi, purge, ratelimit
     from .db import init_db
 
     logs.configure_logging()
+    http.register_http(app)
+    logs.register_access_log(app)
     init_db(app)
     purge.init_purge(app)
-    http.register_http(app)
+    ratelimit.init_rate_limit(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)

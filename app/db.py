@@ -1,10 +1,19 @@
 """Binding the models' database to a Flask app, for requests and for the CLI."""
+import logging
 import os
 
+from flask import request
 from peewee import InterfaceError, OperationalError
 
 from models import create_tables, db
 from models.base import is_shared_connection, open_database, request_lock
+
+
+log = logging.getLogger("gensessions.db")
+# Blueprints that serve without the database: the OpenAPI document and the docs page.
+NO_DATABASE = frozenset({"openapi", "swagger_ui"})
+# False until the tables are known to exist (a server may start before its database does).
+tables_ready = False
 
 
 def database_url(app):
@@ -18,6 +27,8 @@ def connect():
     Closing after each request would checkpoint SQLite's WAL every time
     (measured about 40x slower); a connection that broke is replaced.
     """
+    if request.blueprint in NO_DATABASE:
+        return
     if is_shared_connection():
         request_lock.acquire()
     try:
@@ -26,10 +37,21 @@ def connect():
         if not db.is_closed():
             db.close()
         db.connect()
+    if not tables_ready:
+        ensure_tables()
+
+
+def ensure_tables():
+    """Create missing tables; raises the database's error (a 503) while it is unavailable."""
+    global tables_ready
+    create_tables()
+    tables_ready = True
 
 
 def end_request(exc=None):
     """Undo whatever transaction a failed request left open."""
+    if request.blueprint in NO_DATABASE:
+        return
     try:
         if not db.is_closed() and db.in_transaction():
             db.rollback()
@@ -41,11 +63,17 @@ def end_request(exc=None):
 def init_db(app):
     """Bind the database named by the app's config, create missing tables, add the hooks."""
     db.initialize(open_database(database_url(app), app.config["SQLITE_BUSY_TIMEOUT"]))
-    if is_shared_connection():
-        db.connect(reuse_if_open=True)  # an in-memory database lives as long as its connection
-        create_tables()
-    else:
-        with db.connection_context():
-            create_tables()
+    global tables_ready
+    tables_ready = False
+    try:
+        if is_shared_connection():
+            db.connect(reuse_if_open=True)  # an in-memory database lives as its connection does
+            ensure_tables()
+        else:
+            with db.connection_context():
+                ensure_tables()
+    except (OperationalError, InterfaceError) as error:
+        # Serve anyway: requests answer 503 until the database is back.
+        log.warning("database unavailable at start (%s); answering 503 until it is", error)
     app.before_request(connect)
     app.teardown_request(end_request)

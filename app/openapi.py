@@ -85,6 +85,12 @@ HEADERS = {
     "Allow": {"description": "The methods the URL accepts.", "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait before retrying.",
                     "schema": {"type": "string"}},
+    "RateLimit-Limit": {"description": "Requests allowed in the window (also as "
+                        "X-RateLimit-Limit).", "schema": {"type": "string"}},
+    "RateLimit-Remaining": {"description": "Requests left in the window (also as "
+                            "X-RateLimit-Remaining).", "schema": {"type": "string"}},
+    "RateLimit-Reset": {"description": "Seconds until the window resets (X-RateLimit-Reset "
+                        "gives it as a Unix time).", "schema": {"type": "string"}},
     "Idempotent-Replayed": {"description": "`true` when this is the stored first answer "
                             "to an earlier request with the same Idempotency-Key.",
                             "schema": {"type": "string", "enum": ["true"]}},
@@ -100,6 +106,8 @@ ERRORS = {
     412: "If-Match named an ETag that is no longer current.",
     413: "The body is larger than MAX_CONTENT_LENGTH.",
     415: "The body is not JSON.",
+    429: "Too many requests for this credential (RATE_LIMIT); retry after `Retry-After` "
+         "seconds.",
     500: "Internal error (never a traceback).",
     503: "The database is unavailable.",
 }
@@ -109,8 +117,11 @@ def error_response(status):
     headers = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
     if status == 401:
         headers["WWW-Authenticate"] = {"$ref": "#/components/headers/WWW-Authenticate"}
-    if status == 503:
+    if status in (429, 503):
         headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
+    if status == 429:
+        for name in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"):
+            headers[name] = {"$ref": f"#/components/headers/{name}"}
     schema = ValidationErrorSchema if status == 400 else error_schema
     return {"description": ERRORS[status], "headers": headers,
             "content": {"application/json": {"schema": schema}}}
@@ -118,7 +129,7 @@ def error_response(status):
 
 def error_statuses(method, info, path_params):
     """The error answers a view can give, derived from what guards it."""
-    statuses = {401, 500, 503}
+    statuses = {401, 429, 500, 503}
     if path_params:
         statuses.add(404)
     if info.get("body") is not None or info.get("query") is not None or path_params:

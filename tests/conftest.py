@@ -10,7 +10,7 @@ SESSIONS = "/v1/products/generation/sessions"
 @pytest.fixture
 def app(tmp_path):
     app = create_app({"DATABASE_URL": str(tmp_path / "test.db"), "TESTING": True,
-                      "PURGE_SCHEDULE": "off"})
+                      "PURGE_SCHEDULE": "off", "RATE_LIMIT": "off"})
     yield app
     db.close()
 

@@ -1,0 +1,65 @@
+"""Per-credential rate limiting (Flask-Limiter), answered in the contract's error shape.
+
+Counts live in each worker process unless RATE_LIMIT_STORAGE_URI names a shared
+store (e.g. redis://host:6379/0), so with N workers and memory storage a client
+can get up to N times the limit: approximate, and documented as such.
+"""
+import hashlib
+import time
+
+from flask import request
+from flask_limiter import Limiter
+from limits import parse_many
+
+from .auth import credential_from_header
+
+# The API's routes count; health, the document and the docs page never do.
+LIMITED_BLUEPRINTS = ("api", "api.sessions", "api.events")
+
+
+def credential_key():
+    """The bucket of a request: a hash of its credential (never the credential itself)."""
+    header = request.headers.get("Authorization")
+    token = credential_from_header(header) if header else None
+    if token:
+        return "credential:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    return "address:" + (request.remote_addr or "unknown")
+
+
+def check_rate_limit(expression):
+    """Return the limit, or None for `off`; raise ValueError for one `limits` can't parse."""
+    if expression.strip().lower() == "off":
+        return None
+    try:
+        parse_many(expression)
+    except ValueError:
+        raise ValueError(f"RATE_LIMIT={expression!r} is not a rate limit: use e.g. "
+                         "'600/minute', '10/second;600/hour', or 'off'") from None
+    return expression
+
+
+def add_ietf_headers(response):
+    """Mirror X-RateLimit-* as the IETF draft's RateLimit-* (reset as seconds from now)."""
+    for name in ("Limit", "Remaining"):
+        if f"X-RateLimit-{name}" in response.headers:
+            response.headers[f"RateLimit-{name}"] = response.headers[f"X-RateLimit-{name}"]
+    reset = response.headers.get("X-RateLimit-Reset")
+    if reset is not None:
+        response.headers["RateLimit-Reset"] = str(max(0, int(float(reset) - time.time())))
+    return response
+
+
+def init_rate_limit(app):
+    """Limit every API request per credential to RATE_LIMIT (fails at start when malformed)."""
+    limit = check_rate_limit(app.config["RATE_LIMIT"])
+    if limit is None:
+        return
+    # after_request hooks run last-registered first: this one must see the limiter's headers.
+    app.after_request(add_ietf_headers)
+    limiter = Limiter(
+        credential_key, app=app, default_limits=[limit], headers_enabled=True,
+        storage_uri=app.config["RATE_LIMIT_STORAGE_URI"], strategy="moving-window",
+        default_limits_exempt_when=lambda: request.blueprint not in LIMITED_BLUEPRINTS,
+        # A shared store that is down must not take the API down with it.
+        swallow_errors=True, in_memory_fallback_enabled=True)
+    app.extensions["gensessions_limiter"] = limiter
