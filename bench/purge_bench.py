@@ -11,13 +11,9 @@ gunicorn.conf.py (in-server purge off, so the run is the one we start), keeps
 clients' latency before and during it, as a Markdown table.
 """
 import argparse
-import os
 import pathlib
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,6 +23,8 @@ import requests
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.server import flask, gunicorn  # noqa: E402  (after the path is set)
 
 SESSIONS = "/v1/products/generation/sessions"
 
@@ -61,12 +59,6 @@ def seed(database_url, expired, events_per_session):
                 for chunk in range(0, len(events), 1000):
                     Event.insert_many(events[chunk:chunk + 1000]).execute()
     db.close()
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def percentile(values, q):
@@ -140,66 +132,38 @@ def main():
               f"in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     shutil.copyfile(template, database)
 
-    port = free_port()
-    env = dict(os.environ, DATABASE_URL=database, INSTANCE_PATH=str(workdir),
-               PURGE_SCHEDULE="off", RATE_LIMIT="off", BIND=f"127.0.0.1:{port}")
+    settings = {}
     if args.batch_size:
-        env["PURGE_BATCH_SIZE"] = str(args.batch_size)
+        settings["PURGE_BATCH_SIZE"] = args.batch_size
     if args.pause_ms is not None:
-        env["PURGE_BATCH_PAUSE_MS"] = str(args.pause_ms)
-    bin_dir = pathlib.Path(sys.executable).parent
-    log = open(workdir / "gunicorn.log", "w")
-    server = subprocess.Popen([str(bin_dir / "gunicorn"), "-c", "gunicorn.conf.py",
-                               "--access-logfile", "/dev/null", "wsgi:app"],
-                              cwd=ROOT, env=env, stdout=log, stderr=log,
-                              start_new_session=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(base + "/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("gunicorn did not start; see " + str(workdir / "gunicorn.log"))
-            time.sleep(0.1)
-        flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
-        key = subprocess.run(flask + ["create-key", "--user-id", "bench_live"], cwd=ROOT,
-                             env=env, capture_output=True, text=True, check=True).stdout.strip()
+        settings["PURGE_BATCH_PAUSE_MS"] = args.pause_ms
+    with gunicorn(workdir, DATABASE_URL=database, **settings) as (base, env):
+        key = flask(env, "create-key", "--user-id", "bench_live")
         headers = {"Authorization": f"Bearer {key}"}
-
         stop = threading.Event()
         clients = [Client(base, headers, stop) for _ in range(args.clients)]
         for client in clients:
             client.start()
         time.sleep(args.baseline)
         purge_started = time.perf_counter()
-        purge = subprocess.run(flask + ["purge-expired"], cwd=ROOT, env=env,
-                               capture_output=True, text=True, check=True)
+        purged = int(flask(env, "purge-expired").splitlines()[-1])
         purge_ended = time.perf_counter()
         time.sleep(1.0)
         stop.set()
         for client in clients:
             client.join(10)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
-        log.close()
 
     samples = [s for client in clients for s in client.samples]
     before = summarize([s for s in samples if s[0] < purge_started])
     during = summarize([s for s in samples if purge_started <= s[0] < purge_ended])
-    purged = int(purge.stdout.strip().splitlines()[-1])
     print("| purged | purge duration | phase | requests | errors | p50 ms | p99 ms | max ms |")
     print("|---|---|---|---|---|---|---|---|")
     for name, stats in (("before", before), ("during", during)):
         print(f"| {purged} | {purge_ended - purge_started:.1f} s | {name} | {stats['requests']} "
               f"| {stats['errors']} | {stats['p50']:.1f} | {stats['p99']:.1f} "
               f"| {stats['max']:.1f} |")
-    print(f"batch size {env.get('PURGE_BATCH_SIZE', 'default')}, pause "
-          f"{env.get('PURGE_BATCH_PAUSE_MS', 'default')} ms", file=sys.stderr)
+    print(f"batch size {settings.get('PURGE_BATCH_SIZE', 'default')}, pause "
+          f"{settings.get('PURGE_BATCH_PAUSE_MS', 'default')} ms", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -11,19 +11,19 @@ each concurrency, and prints req/s, p50, p99 and the count of non-2xx answers
 as a Markdown table.
 """
 import argparse
-import os
 import pathlib
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 import requests
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.server import flask, gunicorn  # noqa: E402  (after the path is set)
+
 SESSIONS = "/v1/products/generation/sessions"
 LUA = """
 wrk.method = "POST"
@@ -31,12 +31,6 @@ wrk.body = '{body}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {key}"
 """
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def to_ms(text):
@@ -66,30 +60,9 @@ def main():
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="throughput-bench-"))
-    port = free_port()
-    env = dict(os.environ, DATABASE_URL=args.database_url or str(workdir / "bench.db"),
-               INSTANCE_PATH=str(workdir), PURGE_SCHEDULE="off", RATE_LIMIT="off",
-               BIND=f"127.0.0.1:{port}")
-    log = open(workdir / "gunicorn.log", "w")
-    bin_dir = pathlib.Path(sys.executable).parent
-    server = subprocess.Popen([str(bin_dir / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
-                              start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(base + "/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"gunicorn did not start; see {workdir}/gunicorn.log")
-            time.sleep(0.1)
-        key = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "create-key",
-                              "--user-id", "bench"], cwd=ROOT, env=env, capture_output=True,
-                             text=True, check=True).stdout.strip()
+    settings = {"DATABASE_URL": args.database_url} if args.database_url else {}
+    with gunicorn(workdir, **settings) as (base, env):
+        key = flask(env, "create-key", "--user-id", "bench")
         session_id = requests.post(base + SESSIONS, json={}, headers={
             "Authorization": f"Bearer {key}"}).json()["id"]
         scripts = {}
@@ -107,10 +80,6 @@ def main():
                                              args.duration)
                 print(f"| {name} | {connections} | {rps:.0f} | {p50:.1f} | {p99:.1f} | {bad} |",
                       flush=True)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
-        log.close()
 
 
 if __name__ == "__main__":
