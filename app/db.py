@@ -10,7 +10,8 @@ from models.base import is_shared_connection, open_database, request_lock
 
 
 log = logging.getLogger("gensessions.db")
-# Blueprints that serve without the database: the OpenAPI document and the docs page.
+# Blueprints that serve without the database: the OpenAPI document and the docs page
+# (and so do requests that routing answers: redirects, 404, 405).
 NO_DATABASE = frozenset({"openapi", "swagger_ui"})
 # False until the tables are known to exist (a server may start before its database does).
 tables_ready = False
@@ -27,7 +28,7 @@ def connect():
     Closing after each request would checkpoint SQLite's WAL every time
     (measured about 40x slower); a connection that broke is replaced.
     """
-    if request.blueprint in NO_DATABASE:
+    if request.url_rule is None or request.blueprint in NO_DATABASE:
         return
     if is_shared_connection():
         request_lock.acquire()
@@ -50,7 +51,7 @@ def ensure_tables():
 
 def end_request(exc=None):
     """Undo whatever transaction a failed request left open."""
-    if request.blueprint in NO_DATABASE:
+    if request.url_rule is None or request.blueprint in NO_DATABASE:
         return
     try:
         if not db.is_closed() and db.in_transaction():

@@ -3,7 +3,7 @@ import logging
 
 from flask import current_app, request
 from marshmallow import ValidationError
-from peewee import IntegrityError, InterfaceError, OperationalError
+from peewee import DatabaseError, IntegrityError, InterfaceError
 from werkzeug.exceptions import HTTPException
 
 from models.exceptions import (IdempotencyConflict, NotFound, StaleRevision, TransitionRefused,
@@ -129,7 +129,7 @@ def register_error_handlers(app):
         log.warning("integrity error on %s %s: %s", request.method, request.path, error)
         return error_response(409, "Conflict with a concurrent change; retry the request")
 
-    @app.errorhandler(OperationalError)
+    @app.errorhandler(DatabaseError)  # unreachable, locked, corrupt: IntegrityError is above
     @app.errorhandler(InterfaceError)
     def database_unavailable(error):
         log.error("database error on %s %s: %s", request.method, request.path, error)

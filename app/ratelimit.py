@@ -57,9 +57,11 @@ def init_rate_limit(app):
     # after_request hooks run last-registered first: this one must see the limiter's headers.
     app.after_request(add_ietf_headers)
     limiter = Limiter(
-        credential_key, app=app, default_limits=[limit], headers_enabled=True,
+        credential_key, app=app, headers_enabled=True,
+        # One bucket per credential for all API routes (default_limits would count per route).
+        application_limits=[limit],
         storage_uri=app.config["RATE_LIMIT_STORAGE_URI"], strategy="moving-window",
-        default_limits_exempt_when=lambda: request.blueprint not in LIMITED_BLUEPRINTS,
+        application_limits_exempt_when=lambda: request.blueprint not in LIMITED_BLUEPRINTS,
         # A shared store that is down must not take the API down with it.
         swallow_errors=True, in_memory_fallback_enabled=True)
     app.extensions["gensessions_limiter"] = limiter

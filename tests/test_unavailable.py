@@ -1,0 +1,182 @@
+"""A database that is down answers 503 in the contract's shape, never 500 nor 401: from the start
+(PostgreSQL on a closed port, SQLite in a folder that does not exist) or mid-run; the OpenAPI
+document and the docs page need no database and keep answering."""
+import os
+import shutil
+import socket
+
+import pytest
+
+from app import create_app
+from models import ApiKey, db
+
+from conftest import SESSIONS, assert_error
+
+KEY_SHAPED = "gsk_0123456789ab_" + "A" * 43
+
+
+def closed_port():
+    """A local port nothing listens on (bound, then released, so a connect is refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def settings(database_url, **more):
+    return {"DATABASE_URL": database_url, "TESTING": True, "PURGE_SCHEDULE": "off",
+            "RATE_LIMIT": "off", **more}
+
+
+def assert_unavailable(response):
+    assert_error(response, 503)
+    assert response.headers["Retry-After"].isdigit()
+    assert int(response.headers["Retry-After"]) > 0
+
+
+@pytest.fixture
+def postgres_down():
+    """An app whose PostgreSQL refuses connections (nothing listens on the port)."""
+    app = create_app(settings(f"postgresql://postgres@127.0.0.1:{closed_port()}/nothing"))
+    yield app.test_client()
+    db.close()
+
+
+@pytest.fixture
+def sqlite_missing_folder(tmp_path):
+    """An app whose SQLite file is in a folder that does not exist, so it cannot be opened."""
+    app = create_app(settings(str(tmp_path / "no-such-folder" / "app.db")))
+    yield app.test_client()
+    db.close()
+
+
+@pytest.fixture
+def sqlite_app(tmp_path):
+    """A working app on a SQLite file in its own folder, and a key of its user."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    app = create_app(settings(str(folder / "app.db")))
+    with db.connection_context():
+        _, key = ApiKey.issue("user_1", 0)
+    yield app.test_client(), folder, {"Authorization": f"Bearer {key}"}
+    db.close()
+
+
+# --- PostgreSQL down from the start --------------------------------------------------------
+
+def test_postgres_down_does_not_stop_the_app_from_starting():
+    create_app(settings(f"postgresql://postgres@127.0.0.1:{closed_port()}/nothing"))
+    db.close()
+
+
+def test_postgres_down_healthz_is_503_with_retry_after(postgres_down):
+    assert_unavailable(postgres_down.get("/healthz"))
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer garbage", f"Bearer {KEY_SHAPED}",
+                                           KEY_SHAPED], ids=["none", "garbage", "bearer", "bare"])
+def test_postgres_down_api_read_is_503_whatever_the_credential(postgres_down, authorization):
+    headers = {"Authorization": authorization} if authorization else {}
+    assert_unavailable(postgres_down.get(SESSIONS, headers=headers))
+
+
+def test_postgres_down_api_write_is_503(postgres_down):
+    assert_unavailable(postgres_down.post(SESSIONS, json={},
+                                          headers={"Authorization": f"Bearer {KEY_SHAPED}"}))
+
+
+def test_postgres_down_event_append_is_503(postgres_down):
+    response = postgres_down.post(f"{SESSIONS}/sess_{'x' * 24}/events", json={"type": "info"},
+                                  headers={"Authorization": f"Bearer {KEY_SHAPED}"})
+    assert_unavailable(response)
+
+
+def test_postgres_down_openapi_document_is_200(postgres_down):
+    response = postgres_down.get("/v1/openapi.json")
+    assert response.status_code == 200
+    assert response.json["openapi"].startswith("3.")
+
+
+def test_postgres_down_docs_page_is_200(postgres_down):
+    response = postgres_down.get("/docs/")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/html")
+
+
+def test_postgres_down_docs_without_slash_still_redirects_to_the_docs_page(postgres_down):
+    response = postgres_down.get("/docs")
+    assert response.status_code in (301, 308), (response.status_code, response.get_data())
+    assert response.headers["Location"].endswith("/docs/")
+
+
+def test_postgres_down_with_rate_limit_on_is_still_503(tmp_path):
+    app = create_app(settings(f"postgresql://postgres@127.0.0.1:{closed_port()}/nothing",
+                              RATE_LIMIT="3/minute"))
+    try:
+        client = app.test_client()
+        answers = [client.get(SESSIONS, headers={"Authorization": KEY_SHAPED}) for _ in range(5)]
+    finally:
+        db.close()
+    for response in answers:
+        assert_unavailable(response)
+
+
+# --- SQLite that cannot be opened --------------------------------------------------------
+
+def test_sqlite_in_a_missing_folder_does_not_stop_the_app_from_starting(tmp_path):
+    create_app(settings(str(tmp_path / "no-such-folder" / "app.db")))
+    db.close()
+
+
+def test_sqlite_in_a_missing_folder_healthz_is_503(sqlite_missing_folder):
+    assert_unavailable(sqlite_missing_folder.get("/healthz"))
+
+
+def test_sqlite_in_a_missing_folder_api_is_503(sqlite_missing_folder):
+    response = sqlite_missing_folder.get(SESSIONS, headers={"Authorization": KEY_SHAPED})
+    assert_unavailable(response)
+
+
+def test_sqlite_in_a_missing_folder_openapi_document_is_200(sqlite_missing_folder):
+    assert sqlite_missing_folder.get("/v1/openapi.json").status_code == 200
+
+
+def test_sqlite_folder_created_later_is_served(tmp_path):
+    """The database coming back after the start: tables are created then, and requests pass."""
+    path = tmp_path / "later" / "app.db"
+    app = create_app(settings(str(path)))
+    try:
+        client = app.test_client()
+        assert_unavailable(client.get("/healthz"))
+        path.parent.mkdir()
+        assert client.get("/healthz").status_code == 200
+    finally:
+        db.close()
+
+
+# --- SQLite unusable mid-run (the next connection opened fails) ----------------------------
+
+def test_sqlite_folder_removed_mid_run_answers_503(sqlite_app):
+    client, folder, headers = sqlite_app
+    assert client.get(SESSIONS, headers=headers).status_code == 200
+    db.close()  # the next request opens a new connection, as a new worker thread would
+    shutil.rmtree(folder)
+    assert_unavailable(client.get(SESSIONS, headers=headers))
+
+
+def test_sqlite_folder_removed_mid_run_healthz_is_503(sqlite_app):
+    client, folder, headers = sqlite_app
+    assert client.get("/healthz").status_code == 200
+    db.close()
+    shutil.rmtree(folder)
+    assert_unavailable(client.get("/healthz"))
+
+
+def test_sqlite_file_overwritten_mid_run_answers_503_not_500(sqlite_app):
+    client, folder, headers = sqlite_app
+    assert client.post(SESSIONS, json={}, headers=headers).status_code == 201
+    db.close()  # checkpoints the WAL into the file, which is then overwritten
+    path = folder / "app.db"
+    size = path.stat().st_size
+    with open(path, "r+b") as database:
+        database.write(os.urandom(size))
+    assert_unavailable(client.get(SESSIONS, headers=headers))
