@@ -1,5 +1,6 @@
 """The database handle, the base model, and how a Flask app binds to it."""
 import threading
+from contextlib import contextmanager
 
 import orjson
 from peewee import DatabaseProxy, Model, SqliteDatabase, TextField
@@ -53,14 +54,24 @@ def is_sqlite():
     return isinstance(db.obj, SqliteDatabase)
 
 
+@contextmanager
 def write_transaction():
     """A transaction that takes the write lock up front.
 
     On SQLite, `BEGIN IMMEDIATE` makes concurrent writers wait on the busy
     timeout instead of failing a read-to-write lock upgrade with "database is
-    locked". On PostgreSQL, row locks taken by the statements do that job.
+    locked"; and the threads of one process queue on a lock of ours first,
+    because SQLite's busy handler polls with growing sleeps, which leaves a
+    writer waiting far longer than the one before it took (measured: p99 of
+    appends by 8 clients to one session). On PostgreSQL, row locks taken by
+    the statements do that job.
     """
-    return db.atomic("IMMEDIATE") if is_sqlite() else db.atomic()
+    if not is_sqlite():
+        with db.atomic():
+            yield
+        return
+    with process_write_lock, db.atomic("IMMEDIATE"):
+        yield
 
 
 def is_shared_connection():
@@ -69,3 +80,4 @@ def is_shared_connection():
 
 
 request_lock = threading.RLock()
+process_write_lock = threading.RLock()

@@ -92,10 +92,11 @@ class Session(BaseModel):
     @classmethod
     def start(cls, user_id, organization_id, now, ttl_seconds, **fields):
         """Create a session in `intake` that expires `ttl_seconds` from now."""
-        return cls.create(
-            id=new_id("sess_"), user_id=user_id, organization_id=organization_id,
-            status="intake", created_at=now, updated_at=now,
-            expires_at=now + ttl_seconds * 1000, **fields)
+        with write_transaction():
+            return cls.create(
+                id=new_id("sess_"), user_id=user_id, organization_id=organization_id,
+                status="intake", created_at=now, updated_at=now,
+                expires_at=now + ttl_seconds * 1000, **fields)
 
     @classmethod
     def page(cls, user_id, now, status=None, limit=20, offset=0, after=None):
