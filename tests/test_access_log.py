@@ -3,23 +3,16 @@ duration_ms, request_id, user_id, remote_addr), never the credential nor the que
 and the same on a real gunicorn's stderr."""
 import json
 import logging
-import os
-import pathlib
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 
 import pytest
 import requests
 
 from conftest import SESSIONS
+from servers import start_gunicorn, wait_until
 
 ACCESS = "gensessions.access"
 FIELDS = {"method", "path", "status", "duration_ms", "request_id", "user_id", "remote_addr"}
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 TIMEOUT = 30
 
 
@@ -164,47 +157,6 @@ def test_no_record_holds_the_query_string(client, auth_headers, caplog):
 
 # --- under a real gunicorn ----------------------------------------------------------------
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(condition, seconds, what):
-    """Poll `condition` until it returns a true value, or fail after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {seconds}s waiting for {what}")
-        time.sleep(0.02)
-
-
-def healthy(url, process):
-    if process.poll() is not None:
-        pytest.fail(f"gunicorn exited with {process.returncode} before answering")
-    try:
-        return requests.get(url + "/healthz", timeout=1).status_code == 200
-    except requests.ConnectionError:
-        return False
-
-
-def stop(process):
-    """SIGTERM, then wait; kill the whole process group if it does not stop in time."""
-    if process.poll() is not None:
-        return True
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=25)
-        return True
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        return False
-
-
 def json_lines(text):
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
@@ -216,28 +168,9 @@ def served(tmp_path_factory):
     The log is read from where it stood once the server was up and the key was created, so
     it holds the lines of these requests and nothing else the test made.
     """
-    folder = tmp_path_factory.mktemp("access")
-    env = {name: value for name, value in os.environ.items()
-           if name not in ("GUNICORN_CMD_ARGS", "BIND", "WEB_CONCURRENCY")}
-    env.update(DATABASE_URL=str(folder / "server.db"), INSTANCE_PATH=str(folder),
-               RATE_LIMIT="off", PURGE_SCHEDULE="off")
-    url = f"http://127.0.0.1:{free_port()}"
-    log_path = folder / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-             "--bind", url.removeprefix("http://"), "--workers", "2", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    stopped_cleanly = False
-    try:
-        wait_until(lambda: healthy(url, process), 20, "gunicorn to answer /healthz")
-        created = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "create-key",
-             "--user-id", "gunicorn_user"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
-        assert created.returncode == 0, created.stderr
-        key = created.stdout.strip()
-        start = log_path.stat().st_size
+    with start_gunicorn(tmp_path_factory.mktemp("access"), workers=2) as server:
+        key = server.create_key("gunicorn_user")
+        start = server.log_size()
         calls = [("POST", SESSIONS, {"Authorization": f"Bearer {key}"}, 201),
                  ("GET", SESSIONS + "?limit=5&secret=QuerySecret", {"Authorization": key}, 200),
                  ("GET", SESSIONS, {}, 401),
@@ -248,18 +181,15 @@ def served(tmp_path_factory):
         for method, path, headers, status in calls:
             request_id = f"access-{uuid.uuid4().hex}"
             # no session: a fresh connection each time, so both workers take some
-            response = requests.request(method, url + path, json={} if method == "POST" else None,
+            response = requests.request(method, server.url + path,
+                                        json={} if method == "POST" else None,
                                         headers={**headers, "X-Request-Id": request_id},
                                         timeout=TIMEOUT)
             assert response.status_code == status, (path, response.text)
             sent.append((request_id, method, path.partition("?")[0], status))
-        wait_until(lambda: len(json_lines(log_path.read_bytes()[start:].decode())) >= len(sent),
+        wait_until(lambda: len(json_lines(server.log(start))) >= len(sent),
                    10, "the access lines in the server's log")
-        yield sent, key, log_path.read_bytes()[start:].decode(), log_path
-    finally:
-        stopped_cleanly = stop(process)
-    assert stopped_cleanly, "gunicorn did not stop within 25 s of SIGTERM"
-    assert process.returncode == 0, log_path.read_text(errors="replace")[-2000:]
+        yield sent, key, server.log(start), server
 
 
 def test_gunicorn_writes_one_json_line_per_request(served):
@@ -278,8 +208,8 @@ def test_gunicorn_access_lines_name_the_authenticated_user(served):
 
 
 def test_gunicorn_log_never_holds_the_key_or_the_query(served):
-    _, key, _, log_path = served
-    whole = log_path.read_text(errors="replace")
+    _, key, _, server = served
+    whole = server.log()
     assert key not in whole
     assert key.rpartition("_")[2] not in whole
     assert "QuerySecret" not in whole

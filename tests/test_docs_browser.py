@@ -14,17 +14,16 @@ import pathlib
 import re
 import shutil
 import signal
-import socket
 import struct
 import subprocess
-import sys
-import time
 import zlib
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
+
+from servers import start_gunicorn
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -199,66 +198,14 @@ def operations_of(document):
             for method, operation in item.items() if method in METHODS]
 
 
-# --- a real gunicorn (the pattern of test_gunicorn.py, trimmed) -----------------------------
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def healthy(url, process):
-    if process.poll() is not None:
-        pytest.fail(f"gunicorn exited with {process.returncode} before answering")
-    try:
-        return requests.get(url + "/healthz", timeout=1).status_code == 200
-    except requests.ConnectionError:
-        return False
-
-
-def stop(process):
-    """SIGTERM, then wait; kill the whole process group if it does not stop in time."""
-    if process.poll() is not None:
-        return True
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=25)
-        return True
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        return False
-
+# --- a real gunicorn -----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """Base URL of a 2-worker gunicorn on a temporary SQLite file."""
-    folder = tmp_path_factory.mktemp("gunicorn")
-    env = {name: value for name, value in os.environ.items()
-           if name not in ("GUNICORN_CMD_ARGS", "BIND", "WEB_CONCURRENCY")}
-    env.update(DATABASE_URL=str(folder / "server.db"), INSTANCE_PATH=str(folder),
-               RATE_LIMIT="off", PURGE_SCHEDULE="off")
-    url = f"http://127.0.0.1:{free_port()}"
-    log_path = folder / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-             "--bind", url.removeprefix("http://"), "--workers", "2", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    stopped_cleanly = False
-    try:
-        deadline = time.monotonic() + 20
-        while not healthy(url, process):
-            if time.monotonic() > deadline:
-                pytest.fail("timed out after 20s waiting for gunicorn to answer /healthz")
-            time.sleep(0.02)
-        yield url
-    finally:
-        stopped_cleanly = stop(process)
-    assert stopped_cleanly, "gunicorn did not stop within 25 s of SIGTERM"
-    log_text = log_path.read_text(errors="replace")
-    assert process.returncode == 0, log_text[-2000:]
-    assert "Traceback" not in log_text, log_text[-2000:]
+    with start_gunicorn(tmp_path_factory.mktemp("gunicorn"), workers=2,
+                        forbid_traceback=True) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")

@@ -7,105 +7,42 @@ against what the service really sends.
 """
 import importlib
 import json
-import os
 import pathlib
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
 import requests
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from servers import start_gunicorn
+
 GENERATOR = pathlib.Path(sys.executable).parent / "openapi-python-client"
-KEY_PATTERN = re.compile(r"^gsk_[0-9a-f]{12}_[A-Za-z0-9_-]{40,}$")
 TIMEOUT = 30
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
-# --- a real gunicorn (the pattern of test_gunicorn.py, trimmed) -----------------------------
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def healthy(url, process):
-    if process.poll() is not None:
-        pytest.fail(f"gunicorn exited with {process.returncode} before answering")
-    try:
-        return requests.get(url + "/healthz", timeout=1).status_code == 200
-    except requests.ConnectionError:
-        return False
-
-
-def stop(process):
-    """SIGTERM, then wait; kill the whole process group if it does not stop in time."""
-    if process.poll() is not None:
-        return True
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=25)
-        return True
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        return False
-
+# --- a real gunicorn -----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """(base URL, environment) of a 2-worker gunicorn on a temporary SQLite file."""
-    folder = tmp_path_factory.mktemp("gunicorn")
-    env = {name: value for name, value in os.environ.items()
-           if name not in ("GUNICORN_CMD_ARGS", "BIND", "WEB_CONCURRENCY")}
-    env.update(DATABASE_URL=str(folder / "server.db"), INSTANCE_PATH=str(folder),
-               RATE_LIMIT="off", PURGE_SCHEDULE="off")
-    url = f"http://127.0.0.1:{free_port()}"
-    log_path = folder / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-             "--bind", url.removeprefix("http://"), "--workers", "2", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    stopped_cleanly = False
-    try:
-        deadline = time.monotonic() + 20
-        while not healthy(url, process):
-            if time.monotonic() > deadline:
-                pytest.fail("timed out after 20s waiting for gunicorn to answer /healthz")
-            time.sleep(0.02)
-        yield url, env
-    finally:
-        stopped_cleanly = stop(process)
-    assert stopped_cleanly, "gunicorn did not stop within 25 s of SIGTERM"
-    log_text = log_path.read_text(errors="replace")
-    assert process.returncode == 0, log_text[-2000:]
-    assert "Traceback" not in log_text, log_text[-2000:]
+    """A 2-worker gunicorn on a temporary SQLite file."""
+    with start_gunicorn(tmp_path_factory.mktemp("gunicorn"), workers=2,
+                        forbid_traceback=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def key(server):
-    _, env = server
-    result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "create-key",
-                             "--user-id", "client_user", "--org-id", "client_org"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
-    assert result.returncode == 0, result.stderr
-    key = result.stdout.strip()
-    assert KEY_PATTERN.fullmatch(key), key
-    return key
+    return server.create_key("client_user", org_id="client_org")
 
 
 # --- the generated package ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def document(server):
-    url, _ = server
+    url = server.url
     response = requests.get(url + "/v1/openapi.json", timeout=TIMEOUT)
     assert response.status_code == 200
     return response.json()
@@ -155,7 +92,7 @@ def snake(operation_id):
 def api(generated, server, key):
     """An authenticated generated client and the modules the tests call."""
     package, _ = generated
-    url, _ = server
+    url = server.url
     client = package.AuthenticatedClient(base_url=url, token=key, timeout=TIMEOUT)
     modules = {name: load(package, f"api.{name}") for name in (
         "sessions.create_session", "sessions.update_session", "sessions.get_session",
@@ -185,7 +122,7 @@ def test_every_operation_has_a_generated_function(generated, document):
 
 def test_openapi_document_through_the_generated_client(generated, server, document):
     package, _ = generated
-    url, _ = server
+    url = server.url
     with package.Client(base_url=url, timeout=TIMEOUT) as client:
         served = load(package, "api.operations.openapi_document").sync_detailed(client=client)
     assert served.status_code == 200
@@ -195,7 +132,7 @@ def test_openapi_document_through_the_generated_client(generated, server, docume
 
 def test_healthz_through_the_generated_client(generated, server):
     package, _ = generated
-    url, _ = server
+    url = server.url
     with package.Client(base_url=url, timeout=TIMEOUT) as client:
         health = load(package, "api.operations.healthz").sync(client=client)
     assert isinstance(health, package.models.Health), health
@@ -301,7 +238,7 @@ def test_errors_parse_into_the_documented_models(api, generated, server):
     assert isinstance(invalid.parsed, models.ValidationError), invalid.content
     assert [detail.path for detail in invalid.parsed.details] == ["type"]
 
-    url, _ = server
+    url = server.url
     anonymous = package.AuthenticatedClient(base_url=url, token="gsk_000000000000_" + "x" * 40)
     with anonymous:
         refused = get.sync_detailed(created.id, client=anonymous)

@@ -1,113 +1,23 @@
 """A real gunicorn with 4 workers on a SQLite file, driven by concurrent client processes."""
 import multiprocessing
-import os
-import pathlib
-import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
+from servers import start_gunicorn, wait_until
+
 SESSIONS = "/v1/products/generation/sessions"
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-KEY_PATTERN = re.compile(r"^gsk_[0-9a-f]{12}_[A-Za-z0-9_-]{40,}$")
 CLIENTS = 8
 APPENDS = 20
 TIMEOUT = 30
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(condition, seconds, what):
-    """Poll `condition` until it returns a true value, or fail after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {seconds}s waiting for {what}")
-        time.sleep(0.02)
-
-
-class Server:
-    def __init__(self, url, env, log_path):
-        self.url = url
-        self.env = env
-        self.log_path = log_path
-
-    def log(self):
-        return self.log_path.read_text(errors="replace")
-
-    def flask(self, *args, check=True):
-        """Run `flask --app wsgi <args>` against the server's database."""
-        result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args],
-                                cwd=ROOT, env=self.env, capture_output=True, text=True,
-                                timeout=TIMEOUT)
-        if check:
-            assert result.returncode == 0, result.stderr
-        return result
-
-    def create_key(self, user_id):
-        key = self.flask("create-key", "--user-id", user_id).stdout.strip()
-        assert KEY_PATTERN.fullmatch(key), key
-        return key
-
-
-def healthy(url, process):
-    if process.poll() is not None:
-        pytest.fail(f"gunicorn exited with {process.returncode} before answering")
-    try:
-        return requests.get(url + "/healthz", timeout=1).status_code == 200
-    except requests.ConnectionError:
-        return False
-
-
-def stop(process):
-    """SIGTERM, then wait; kill the whole process group if it does not stop in time."""
-    if process.poll() is not None:
-        return True
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=25)
-        return True
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        return False
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gunicorn")
-    env = {name: value for name, value in os.environ.items()
-           if name not in ("GUNICORN_CMD_ARGS", "BIND", "WEB_CONCURRENCY")}
-    env.update(DATABASE_URL=str(folder / "server.db"), INSTANCE_PATH=str(folder),
-               RATE_LIMIT="off", PURGE_SCHEDULE="off")
-    url = f"http://127.0.0.1:{free_port()}"
-    log_path = folder / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-             "--bind", url.removeprefix("http://"), "--workers", "4", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    stopped_cleanly = False
-    try:
-        wait_until(lambda: healthy(url, process), 20, "gunicorn to answer /healthz")
-        yield Server(url, env, log_path)
-    finally:
-        stopped_cleanly = stop(process)
-    assert stopped_cleanly, "gunicorn did not stop within 25 s of SIGTERM"
-    assert process.returncode == 0, log_path.read_text(errors="replace")[-2000:]
+    with start_gunicorn(tmp_path_factory.mktemp("gunicorn"), workers=4) as server:
+        yield server
 
 
 def run_processes(target, args_list, results, timeout=60):

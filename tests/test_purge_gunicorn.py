@@ -1,14 +1,9 @@
 """The scheduled purge under a real gunicorn: it fires, one run per slot in all, never two at
 once, the server keeps serving meanwhile; `off` runs none; a bad schedule stops the start."""
 import json
-import os
-import pathlib
 import re
-import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from contextlib import closing
@@ -16,8 +11,9 @@ from contextlib import closing
 import pytest
 import requests
 
+from servers import GunicornServer, poll
+
 SESSIONS = "/v1/products/generation/sessions"
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 TIMEOUT = 30
 EVERY_SECOND = "* * * * * *"
 RUN_LINE = re.compile(r"purge run pid=(\d+) purged=(\d+) duration_ms=(\d+) "
@@ -27,59 +23,12 @@ EVENTS_EACH = 3
 WINDOW_SECONDS = 4
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def poll(condition, seconds):
-    """Return the first true value of `condition` within `seconds`, else the last false one."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
-
-
-def stop(process, seconds=25):
-    """SIGTERM, then wait; kill the whole process group if it does not stop in time."""
-    if process.poll() is not None:
-        return True
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=seconds)
-        return True
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        return False
-
-
-class Server:
-    """A gunicorn process on its own SQLite file and log; see `launch`."""
+class PurgeServer(GunicornServer):
+    """A gunicorn whose sessions live one second, with the purge on `schedule`; see `launch`."""
 
     def __init__(self, folder, schedule, workers, **settings):
-        self.folder = folder
-        self.db_path = folder / "server.db"
-        self.log_path = folder / "server.log"
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.env = {name: value for name, value in os.environ.items()
-                    if name not in ("GUNICORN_CMD_ARGS", "BIND", "WEB_CONCURRENCY")}
-        self.env.update(DATABASE_URL=str(self.db_path), INSTANCE_PATH=str(folder),
-                        RATE_LIMIT="off", PURGE_SCHEDULE=schedule, SESSION_TTL="1", **settings)
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-                 "--bind", self.url.removeprefix("http://"), "--workers", str(workers),
-                 "wsgi:app"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+        super().__init__(folder, workers, PURGE_SCHEDULE=schedule, SESSION_TTL="1", **settings)
         self.created = 0
-
-    def log(self):
-        return self.log_path.read_text(errors="replace")
 
     def runs(self):
         """The "purge run" log lines, as dicts, oldest first."""
@@ -101,18 +50,7 @@ class Server:
         def agreed():
             before, runs, after = self.idle_runs(), self.runs(), self.idle_runs()
             return (runs, after) if before == after == len(runs) else None
-        return poll(agreed, 5) or (self.runs(), self.purge_state_runs())
-
-    def healthy(self):
-        if self.process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {self.process.returncode}:\n{self.log()[-2000:]}")
-        try:
-            return requests.get(self.url + "/healthz", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    def wait_healthy(self):
-        assert poll(self.healthy, 20), "gunicorn did not answer /healthz within 20 s"
+        return poll(agreed, 5, interval=0.05) or (self.runs(), self.purge_state_runs())
 
     def query(self, sql):
         """Read the server's database directly (read-only)."""
@@ -129,16 +67,8 @@ class Server:
         rows = self.query("SELECT runs FROM purge_state")
         return rows[0][0] if rows else None
 
-    def flask(self, *args):
-        result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args],
-                                cwd=ROOT, env=self.env, capture_output=True, text=True,
-                                timeout=TIMEOUT)
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
     def headers(self):
-        key = self.flask("create-key", "--user-id", "purger").strip()
-        return {"Authorization": f"Bearer {key}"}
+        return {"Authorization": f"Bearer {self.create_key('purger')}"}
 
     def seed(self, http, headers, sessions, events):
         """Create sessions, each with events at once (they live one second); return ids."""
@@ -162,15 +92,14 @@ def launch(tmp_path_factory):
     servers = []
 
     def start(schedule, workers, wait=True, **settings):
-        server = Server(tmp_path_factory.mktemp("purge-gunicorn"), schedule, workers, **settings)
+        server = PurgeServer(tmp_path_factory.mktemp("purge-gunicorn"), schedule, workers,
+                             **settings)
         servers.append(server)
-        if wait:
-            server.wait_healthy()
-        return server
+        return server.start(wait=wait)
 
     yield start
     for server in servers:
-        stop(server.process)
+        server.stop()
 
 
 # --- the schedule fires ----------------------------------------------------------------------
@@ -186,7 +115,7 @@ def fired(scheduled):
     headers = scheduled.headers()
     with requests.Session() as http:
         scheduled.seed(http, headers, SEEDED, EVENTS_EACH)
-    emptied = poll(lambda: scheduled.counts() == (0, 0), 8)
+    emptied = poll(lambda: scheduled.counts() == (0, 0), 8, interval=0.05)
     runs, _ = scheduled.settled_runs()
     return headers, emptied, runs
 
@@ -203,7 +132,7 @@ def test_the_scheduled_runs_purged_each_created_session_once(scheduled, fired):
 
 
 def test_purge_status_shows_the_scheduled_runs(scheduled, fired):
-    status = json.loads(scheduled.flask("purge-status"))
+    status = json.loads(scheduled.flask("purge-status").stdout)
     assert status["lastTrigger"] == "schedule"
     assert status["runs"] >= 1 and status["lastError"] is None
 
@@ -386,10 +315,10 @@ def stopped_mid_purge(launch):
         def running():
             return http.get(server.url + "/healthz", timeout=TIMEOUT).json()["purge"]["running"]
 
-        seen_running = poll(running, 5)
+        seen_running = poll(running, 5, interval=0.05)
     started = time.monotonic()
-    stopped = stop(server.process, seconds=10)
-    return server, seen_running, stopped, time.monotonic() - started
+    server.stop(seconds=10)
+    return server, seen_running, not server.killed, time.monotonic() - started
 
 
 def test_sigterm_mid_purge_stops_gunicorn_with_code_0_within_10_s(stopped_mid_purge):

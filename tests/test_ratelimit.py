@@ -2,11 +2,6 @@
 credential (per address without one), exempt routes, `off`, bad settings fail at start, the
 bucket key hides the secret, and counts shared by gunicorn workers through Redis."""
 import os
-import pathlib
-import signal
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,8 +13,8 @@ from app.ratelimit import credential_key
 from models import ApiKey, db
 
 from conftest import SESSIONS, assert_error
+from servers import start_gunicorn
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 LIMIT = 3
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
                 "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
@@ -233,47 +228,6 @@ def test_the_bucket_key_is_the_same_for_the_bare_and_bearer_forms(limited):
 
 # --- shared counts under a real gunicorn ------------------------------------------------
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(condition, seconds, what):
-    """Poll `condition` until it returns a true value, or fail after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {seconds}s waiting for {what}")
-        time.sleep(0.02)
-
-
-def healthy(url, process):
-    if process.poll() is not None:
-        pytest.fail(f"gunicorn exited with {process.returncode} before answering")
-    try:
-        return requests.get(url + "/healthz", timeout=1).status_code == 200
-    except requests.ConnectionError:
-        return False
-
-
-def stop(process):
-    """SIGTERM, then wait; kill the whole process group if it does not stop in time."""
-    if process.poll() is not None:
-        return True
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=25)
-        return True
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        return False
-
-
 def require_redis():
     """Skip without a reachable Redis; under CI, fail instead."""
     try:
@@ -291,42 +245,22 @@ def require_redis():
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
-    """gunicorn, 2 workers, RATE_LIMIT=10/minute counted in Redis; yields (url, a fresh key)."""
+    """gunicorn, 2 workers, RATE_LIMIT=10/minute counted in Redis; yields (it, a fresh key)."""
     require_redis()
-    folder = tmp_path_factory.mktemp("ratelimit")
-    env = {name: value for name, value in os.environ.items()
-           if name not in ("GUNICORN_CMD_ARGS", "BIND", "WEB_CONCURRENCY")}
-    env.update(DATABASE_URL=str(folder / "server.db"), INSTANCE_PATH=str(folder),
-               RATE_LIMIT=f"{SERVER_LIMIT}/minute", RATE_LIMIT_STORAGE_URI=REDIS_URI,
-               PURGE_SCHEDULE="off")
-    url = f"http://127.0.0.1:{free_port()}"
-    log_path = folder / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-             "--bind", url.removeprefix("http://"), "--workers", "2", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    stopped_cleanly = False
-    try:
-        wait_until(lambda: healthy(url, process), 20, "gunicorn to answer /healthz")
-        created = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "create-key", "--user-id", "limited"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
-        assert created.returncode == 0, created.stderr
-        yield url, created.stdout.strip(), log_path
-    finally:
-        stopped_cleanly = stop(process)
-    assert stopped_cleanly, "gunicorn did not stop within 25 s of SIGTERM"
-    assert process.returncode == 0, log_path.read_text(errors="replace")[-2000:]
+    with start_gunicorn(tmp_path_factory.mktemp("ratelimit"), workers=2,
+                        RATE_LIMIT=f"{SERVER_LIMIT}/minute",
+                        RATE_LIMIT_STORAGE_URI=REDIS_URI) as server:
+        yield server, server.create_key("limited")
 
 
 def test_two_gunicorn_workers_share_the_count_through_redis(redis_server):
-    url, key, log_path = redis_server
+    server, key = redis_server
 
     def get(_):  # no session: a fresh connection each time, so both workers take some
-        return requests.get(url + SESSIONS, headers=bearer(key), timeout=TIMEOUT).status_code
+        return requests.get(server.url + SESSIONS, headers=bearer(key),
+                            timeout=TIMEOUT).status_code
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(get, range(SERVER_REQUESTS)))
     assert (answers.count(200), answers.count(429)) == (
-        SERVER_LIMIT, SERVER_REQUESTS - SERVER_LIMIT), log_path.read_text(errors="replace")[-2000:]
+        SERVER_LIMIT, SERVER_REQUESTS - SERVER_LIMIT), server.log()[-2000:]
