@@ -7,7 +7,7 @@ from functools import wraps
 import orjson
 from flask import g, request
 from flask.json.provider import JSONProvider
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .errors import ApiError, validation_error
 
@@ -41,10 +41,17 @@ def request_body():
     Werkzeug refuses a Content-Length over the limit, but quietly cuts a
     chunked body at it; a byte left unread past the limit means "too large".
     """
-    raw = request.get_data(cache=True)
-    limit = request.max_content_length
-    if limit is not None and len(raw) >= limit and request.environ["wsgi.input"].read(1):
-        raise RequestEntityTooLarge()
+    try:
+        raw = request.get_data(cache=True)
+        limit = request.max_content_length
+        if limit is not None and len(raw) >= limit and request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
+    except HTTPException:
+        raise
+    except Exception:  # the server's framing parser refused the body (e.g. a bad chunk size)
+        raise validation_error("INVALID_FORMAT", "Malformed request body framing", "") from None
+    if request.content_length is not None and len(raw) < request.content_length:
+        raise validation_error("INVALID_FORMAT", "The body ended before its Content-Length", "")
     return raw
 
 

@@ -5,6 +5,7 @@ fields and validators here is a `Problem`: a `str` that also carries the
 contract's stable `code` and an optional `suggestion`, so the one error
 handler can turn any ValidationError into `details[]` without parsing text.
 """
+import re
 from datetime import datetime, timezone
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
@@ -48,6 +49,12 @@ class String(CodedField, fields.String):
 
 class Integer(CodedField, fields.Integer):
     default_error_messages = {"invalid": "Expected an integer."}
+
+    def _validated(self, value):
+        # int() also takes "1_0", " 5" and non-ASCII digits; a client's integer is [+-]?[0-9]+
+        if isinstance(value, str) and not re.fullmatch(r"[+-]?[0-9]+", value, re.ASCII):
+            raise self.make_error("invalid")
+        return super()._validated(value)
 
 
 def json_depth(value, limit):
