@@ -1,4 +1,6 @@
 """The database handle, the base model, and how a Flask app binds to it."""
+import fcntl
+import os
 import threading
 from contextlib import contextmanager
 
@@ -41,6 +43,7 @@ def open_database(url, busy_timeout=30):
         pragmas.update(journal_mode="wal", synchronous="full")
     # An in-memory database exists only inside its one connection, so every
     # thread has to share that connection (and `serialize_requests` below).
+    writers.bind(":memory:" if in_memory else path)
     return SqliteDatabase(
         ":memory:" if in_memory else path,
         pragmas=pragmas,
@@ -54,23 +57,62 @@ def is_sqlite():
     return isinstance(db.obj, SqliteDatabase)
 
 
+class WriterQueue:
+    """Writers to one SQLite file, across threads and processes, wait here in turn.
+
+    SQLite's busy handler polls with growing sleeps, so a writer that waits
+    keeps missing the moments the lock is free while others take it back to
+    back (measured: p99 of 8 clients appending to one session over 1 s). Here
+    threads queue on a lock, then processes block in the kernel on flock()
+    of a file beside the database and wake the moment it is released; by
+    the time `BEGIN IMMEDIATE` runs, it rarely has to wait.
+    """
+
+    def __init__(self):
+        self._threads = threading.RLock()
+        self._path = None
+        self._fd = None
+        self._pid = None
+        self._depth = 0
+
+    def bind(self, database_path):
+        self._path = None if database_path == ":memory:" else database_path + "-writers"
+        self._fd = self._pid = None
+
+    def __enter__(self):
+        self._threads.acquire()
+        if self._depth == 0 and self._path is not None:
+            if self._pid != os.getpid():  # a forked worker opens its own description
+                self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600), \
+                    os.getpid()
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        self._depth -= 1
+        if self._depth == 0 and self._path is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+
+writers = WriterQueue()
+
+
 @contextmanager
 def write_transaction():
     """A transaction that takes the write lock up front.
 
-    On SQLite, `BEGIN IMMEDIATE` makes concurrent writers wait on the busy
-    timeout instead of failing a read-to-write lock upgrade with "database is
-    locked"; and the threads of one process queue on a lock of ours first,
-    because SQLite's busy handler polls with growing sleeps, which leaves a
-    writer waiting far longer than the one before it took (measured: p99 of
-    appends by 8 clients to one session). On PostgreSQL, row locks taken by
-    the statements do that job.
+    On SQLite, writers first queue in `writers`, then `BEGIN IMMEDIATE` takes
+    the database's write lock before the first read, so no transaction has to
+    upgrade a read lock and fail with "database is locked". On PostgreSQL,
+    row locks taken by the statements do that job.
     """
     if not is_sqlite():
         with db.atomic():
             yield
         return
-    with process_write_lock, db.atomic("IMMEDIATE"):
+    with writers, db.atomic("IMMEDIATE"):
         yield
 
 
@@ -80,4 +122,3 @@ def is_shared_connection():
 
 
 request_lock = threading.RLock()
-process_write_lock = threading.RLock()
