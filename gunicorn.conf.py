@@ -7,7 +7,8 @@ import os
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 # Two processes fit a 2-core host; threads keep slow clients from blocking a worker.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
+# gthread with a read timeout (app/gunicorn_worker.py): a stalled client frees its thread.
+worker_class = "app.gunicorn_worker.ReadTimeoutThreadWorker"
 threads = int(os.environ.get("THREADS", "4"))
 timeout = 30
 graceful_timeout = 20

@@ -532,10 +532,6 @@ def outcome_of_stall(port, data, outcomes, index):
         outcomes[index] = repr(error)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap: gunicorn's gthread worker puts no timeout on socket reads, so a client "
-    "that stalls mid-request keeps a thread; README (Operations) says to put a buffering "
-    "proxy (nginx) in front for untrusted clients. strict: this fails once it is fixed."))
 def test_stalled_requests_are_given_up_within_15_s(server):
     """A request that stalls halfway (request line, headers, or a body shorter than its
     Content-Length) must be given up by the server in bounded time: answered (408/400)
