@@ -1,0 +1,52 @@
+"""Embedded use: create_app({"DATABASE_URL": ":memory:"}) serves a whole demo in-process."""
+import threading
+
+import pytest
+
+from app import create_app
+from models import ApiKey, db
+
+SESSIONS = "/v1/products/generation/sessions"
+
+
+@pytest.fixture
+def memory_app():
+    app = create_app({"DATABASE_URL": ":memory:", "PURGE_SCHEDULE": "off", "RATE_LIMIT": "off"})
+    yield app
+    db.close()
+
+
+@pytest.fixture
+def headers(memory_app):
+    _, key = ApiKey.issue("demo_user", 0)
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_in_memory_app_needs_no_set_up(memory_app, headers):
+    client = memory_app.test_client()
+    created = client.post(SESSIONS, json={"prd": {"title": "demo"}}, headers=headers)
+    assert created.status_code == 201
+    fetched = client.get(f"{SESSIONS}/{created.json['id']}", headers=headers)
+    assert fetched.status_code == 200 and fetched.json["prd"] == {"title": "demo"}
+
+
+def test_in_memory_app_serves_threads_one_database(memory_app, headers):
+    """The development server is threaded: every thread must see the one in-memory database."""
+    session_id = memory_app.test_client().post(SESSIONS, json={}, headers=headers).json["id"]
+    statuses = []
+
+    def append_events():
+        client = memory_app.test_client()
+        for _ in range(20):
+            statuses.append(client.post(f"{SESSIONS}/{session_id}/events",
+                                        json={"type": "progress"}, headers=headers).status_code)
+
+    threads = [threading.Thread(target=append_events) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert statuses == [201] * 80
+    events = memory_app.test_client().get(f"{SESSIONS}/{session_id}/events?limit=1000",
+                                          headers=headers).json["data"]
+    assert [event["sequence"] for event in events] == list(range(1, 81))
