@@ -17,74 +17,20 @@ crash. DURABILITY_SEED=<n> replays a run's timing choices.
 """
 import contextlib
 import os
-import pathlib
 import random
-import re
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 
-import pytest
 import requests
 
+from servers import GunicornServer
+
 SESSIONS = "/v1/products/generation/sessions"
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-KEY_PATTERN = re.compile(r"^gsk_[0-9a-f]{12}_[A-Za-z0-9_-]{40,}$")
 CLIENTS = 4
 CYCLES = 3
 TIMEOUT = 10
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def server_env(folder):
-    env = {name: value for name, value in os.environ.items()
-           if name not in ("GUNICORN_CMD_ARGS", "BIND", "WEB_CONCURRENCY")}
-    env.update(DATABASE_URL=str(folder / "server.db"), INSTANCE_PATH=str(folder),
-               RATE_LIMIT="off", PURGE_SCHEDULE="off")
-    return env
-
-
-def create_key(env, user_id):
-    result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "create-key",
-                             "--user-id", user_id], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=30)
-    assert result.returncode == 0, result.stderr
-    key = result.stdout.strip()
-    assert KEY_PATTERN.fullmatch(key), key
-    return key
-
-
-def start_gunicorn(env, log_path):
-    """Start gunicorn (4 workers) in its own process group; return (process, url) once healthy."""
-    url = f"http://127.0.0.1:{free_port()}"
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-             "--bind", url.removeprefix("http://"), "--workers", "4", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 20
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}:\n"
-                        + log_path.read_text(errors="replace")[-3000:])
-        try:
-            if requests.get(url + "/healthz", timeout=1).status_code == 200:
-                return process, url
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            kill_group(process)
-            pytest.fail("gunicorn did not answer /healthz within 20 s")
-        time.sleep(0.05)
 
 
 def kill_group(process):
@@ -104,15 +50,6 @@ def group_alive(pgid):
         return True
     except ProcessLookupError:
         return False
-
-
-def stop_gracefully(process):
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=25)
-        except subprocess.TimeoutExpired:
-            kill_group(process)
 
 
 class Acks:
@@ -240,19 +177,18 @@ def missing_writes(url, headers, acked):
 
 
 def test_acknowledged_writes_survive_kill_9_of_the_whole_server(tmp_path):
-    env = server_env(tmp_path)
-    log_path = tmp_path / "server.log"
     database = str(tmp_path / "server.db")
-    headers = {"Authorization": f"Bearer {create_key(env, 'durable')}"}
+    headers = {"Authorization": f"Bearer {GunicornServer(tmp_path).create_key('durable')}"}
     seed = int(os.environ.get("DURABILITY_SEED", random.randrange(10 ** 6)))
     rng = random.Random(seed)
     acks = Acks()
     owned = [[] for _ in range(CLIENTS)]  # each client's sessions, across cycles
     interrupted = []  # clients cut off mid-request, counted after each kill
-    process = None
+    server = None
     try:
         for cycle in range(CYCLES):
-            process, url = start_gunicorn(env, log_path)
+            server = GunicornServer(tmp_path, workers=4).start()
+            url = server.url
             if cycle:  # what the previous crash left must be whole before new writes
                 assert missing_writes(url, headers, acks.sessions) == [], (seed, cycle)
             killed, stop = threading.Event(), threading.Event()
@@ -263,7 +199,7 @@ def test_acknowledged_writes_survive_kill_9_of_the_whole_server(tmp_path):
                 thread.start()
             time.sleep(rng.uniform(1.5, 2.0))
             killed.set()
-            kill_group(process)
+            kill_group(server.process)
             stop.set()
             for thread in threads:
                 thread.join(timeout=TIMEOUT + 5)
@@ -271,8 +207,10 @@ def test_acknowledged_writes_survive_kill_9_of_the_whole_server(tmp_path):
             assert acks.problems == [], (seed, cycle)
             interrupted.append(acks.interrupted)
             assert integrity(database) == ([("ok",)], []), (seed, cycle)
+            assert "Traceback" not in server.log(), (seed, cycle)
 
-        process, url = start_gunicorn(env, log_path)
+        server = GunicornServer(tmp_path, workers=4).start()
+        url = server.url
         total_events = sum(len(events) for events in acks.sessions.values())
         # The kills landed while requests were in flight.
         assert interrupted[0] >= 1 and all(b > a for a, b in zip(interrupted, interrupted[1:]))
@@ -292,9 +230,9 @@ def test_acknowledged_writes_survive_kill_9_of_the_whole_server(tmp_path):
                                      json={"type": "info"}, timeout=TIMEOUT)
                 assert response.status_code == 201, response.text
                 assert response.json()["sequence"] == before + 1
-        stop_gracefully(process)
+        assert server.stop() == 0 and not server.killed
         assert integrity(database) == ([("ok",)], [])
-        assert "Traceback" not in log_path.read_text(errors="replace")
+        assert "Traceback" not in server.log()
     finally:
-        if process is not None and process.poll() is None:
-            kill_group(process)
+        if server is not None and server.process.poll() is None:
+            kill_group(server.process)
