@@ -19,11 +19,13 @@ def create_app(config=None):
     app.config.from_mapping(config or {})
     os.makedirs(app.instance_path, exist_ok=True)
 
-    from . import api, cli, errors, health, http, logs, openapi, purge, ratelimit
+    from . import api, auth, cli, errors, health, http, logs, openapi, purge, ratelimit, security
     from .db import init_db
 
     logs.configure_logging()
     http.register_http(app)
+    security.init_security(app)
+    auth.init_auth(app)
     logs.register_access_log(app)
     init_db(app)
     purge.init_purge(app)

@@ -1,16 +1,23 @@
-"""Who is calling: a credential from the Authorization header, resolved to a principal."""
+"""Who is calling: a credential from the Authorization header, resolved to a principal.
+
+Two kinds of credential, told apart by their form rather than by trying one
+and then the other: API keys start with `gsk_`; anything else is taken as a
+session token (a JWT) and verified as one, when a verification key is set.
+"""
 from dataclasses import dataclass
 from functools import wraps
 
-from flask import g, request
+from flask import current_app, g, request
 
 from models import ApiKey
+from models.api_key import KEY_PREFIX
 
 from . import clock
 from .errors import ApiError
 from .http import openapi_info
+from .tokens import TokenRefused, TokenVerifier
 
-WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+TOKENS_EXTENSION = "gensessions_tokens"
 
 
 @dataclass(frozen=True)
@@ -20,6 +27,7 @@ class Principal:
     user_id: str
     organization_id: str | None
     scope: str
+    # Names the credential without revealing it: `key:<public id>` or `token:<user id>`.
     credential_id: str
 
 
@@ -36,23 +44,45 @@ def credential_from_header(value):
 
 
 def resolve_principal(token, now):
-    """Return the Principal a credential stands for, or None when it stands for nobody."""
-    key = ApiKey.authenticate(token, now)
-    if key is None:
-        return None
-    return Principal(key.user_id, key.organization_id, key.scope, key.id)
+    """Return the Principal a credential stands for; raise a 401 ApiError saying why not."""
+    if token.startswith(KEY_PREFIX):
+        key = ApiKey.authenticate(token, now)
+        if key is None:
+            raise unauthorized("Invalid, revoked or expired API key")
+        return Principal(key.user_id, key.organization_id, key.scope, f"key:{key.id}")
+    verifier = current_app.extensions.get(TOKENS_EXTENSION)
+    if verifier is None:
+        raise unauthorized(f"Not an API key ({KEY_PREFIX}...), and this server accepts "
+                           "no session tokens (JWT_PUBLIC_KEY_FILE is not set)")
+    try:
+        identity = verifier.verify(token)
+    except TokenRefused as refusal:
+        raise unauthorized(str(refusal)) from None
+    # A session token acts as its user, with full access to that user's sessions.
+    return Principal(identity.user_id, identity.organization_id, "write",
+                     f"token:{identity.user_id}")
+
+
+def current_principal():
+    """The caller of this request, resolved once; raises a 401 ApiError."""
+    if "principal" not in g:
+        header = request.headers.get("Authorization")
+        if not header:
+            raise unauthorized("Missing credential; send Authorization: Bearer <key>")
+        token = credential_from_header(header)
+        if not token:
+            raise unauthorized("Malformed Authorization header; send Authorization: Bearer <key>")
+        g.principal = resolve_principal(token, clock.now_ms())
+    return g.principal
 
 
 def authenticate():
-    """before_request of the API: put the caller on `g.principal`, or answer 401."""
-    header = request.headers.get("Authorization")
-    if not header:
-        raise unauthorized("Missing credential; send Authorization: Bearer <key>")
-    token = credential_from_header(header)
-    principal = resolve_principal(token, clock.now_ms()) if token else None
-    if principal is None:
-        raise unauthorized("Invalid, revoked or expired credential")
-    g.principal = principal
+    """before_request of the API: put the caller on `g.principal`, or answer 401.
+
+    A CORS preflight (OPTIONS) carries no credential by design, so it passes.
+    """
+    if request.method != "OPTIONS":
+        current_principal()
 
 
 def require_scope(scope):
@@ -67,3 +97,8 @@ def require_scope(scope):
         openapi_info(wrapper)["scope"] = scope
         return wrapper
     return decorator
+
+
+def init_auth(app):
+    """Load the session-token verification key, if configured (fails at start when unusable)."""
+    app.extensions[TOKENS_EXTENSION] = TokenVerifier.from_config(app.config)

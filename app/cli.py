@@ -9,6 +9,7 @@ from flask.cli import with_appcontext
 
 from models import ApiKey, PurgeState, Session, create_tables, db
 from models.api_key import SCOPES
+from models.migrations import migration_status
 from models.purge import purge_with_lock
 from schemas import purge_status_schema
 from schemas.base import to_rfc3339
@@ -21,13 +22,47 @@ def iso(ms):
     return to_rfc3339(ms) if ms else "-"
 
 
+class Duration(click.ParamType):
+    """A length of time: whole seconds, or a number with s, m, h, d or w; in milliseconds."""
+
+    name = "duration"
+    UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+    # Beyond this an expiry is "never" in all but name, and past what timestamps hold.
+    MAX_MS = 100 * 365 * 86_400_000
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip().lower()
+        number, unit = (text[:-1], text[-1]) if text[-1:] in self.UNITS_MS else (text, "s")
+        if not (number.isascii() and number.isdigit()) or not 0 < int(number) * self.UNITS_MS[unit] <= self.MAX_MS:
+            self.fail(f"{value!r} is not a duration such as 3600, 90m, 12h, 30d or 4w "
+                      "(at most 100 years)", param, ctx)
+        return int(number) * self.UNITS_MS[unit]
+
+
 @click.command("init-db")
 @with_appcontext
 def init_db_command():
-    """Create the database tables that do not exist yet."""
+    """Create the database's tables, or bring an older database's schema up to date."""
     with db.connection_context():
-        create_tables()
-    click.echo("Initialized the database.", err=True)
+        applied = create_tables()
+    click.echo(f"Initialized the database ({len(applied)} migration steps applied).", err=True)
+
+
+@click.command("migrate")
+@with_appcontext
+@click.option("--status", "show_status", is_flag=True,
+              help="List every step and when it was applied; change nothing.")
+def migrate_command(show_status):
+    """Apply the schema migrations this database lacks; print each step applied."""
+    with db.connection_context():
+        if show_status:
+            for name, applied_at in migration_status():
+                click.echo(f"{name}  {iso(applied_at) if applied_at else 'pending'}")
+            return
+        applied = create_tables()
+    for name in applied:
+        click.echo(name)
+    click.echo(f"{len(applied)} migration steps applied; the schema is up to date.", err=True)
 
 
 @click.command("create-key")
@@ -37,12 +72,16 @@ def init_db_command():
 @click.option("--scope", type=click.Choice(SCOPES), default="write", show_default=True,
               help="read keys may only GET.")
 @click.option("--name", default=None, help="A label to tell keys apart in list-keys.")
-def create_key_command(user_id, org_id, scope, name):
+@click.option("--expires-in", type=Duration(), default=None, metavar="DURATION",
+              help="Refuse the key after this long: 3600 (seconds), 90m, 12h, 30d or 4w. "
+                   "Default: never.")
+def create_key_command(user_id, org_id, scope, name, expires_in):
     """Create an API key and print it (it is shown only this once)."""
     with db.connection_context():
         row, key = ApiKey.issue(user_id, clock.now_ms(), organization_id=org_id,
-                                scope=scope, name=name)
-    click.echo(f"Created key {row.id} for user {user_id} ({scope}).", err=True)
+                                scope=scope, name=name, expires_in_ms=expires_in)
+    expiry = f", expires {iso(row.expires_at)}" if row.expires_at else ""
+    click.echo(f"Created key {row.id} for user {user_id} ({scope}{expiry}).", err=True)
     click.echo(key)
 
 
@@ -68,10 +107,12 @@ def dev_key_command():
 @with_appcontext
 def list_keys_command():
     """List API keys (their public ids, never the secrets)."""
-    columns = ("ID", "USER", "ORG", "SCOPE", "NAME", "CREATED", "LAST USED", "REVOKED")
+    columns = ("ID", "USER", "ORG", "SCOPE", "NAME", "STATE", "CREATED", "LAST USED",
+               "EXPIRES", "REVOKED")
+    now = clock.now_ms()
     with db.connection_context():
-        rows = [(k.id, k.user_id, k.organization_id or "-", k.scope, k.name or "-",
-                 iso(k.created_at), iso(k.last_used_at), iso(k.revoked_at))
+        rows = [(k.id, k.user_id, k.organization_id or "-", k.scope, k.name or "-", k.state(now),
+                 iso(k.created_at), iso(k.last_used_at), iso(k.expires_at), iso(k.revoked_at))
                 for k in ApiKey.select().order_by(ApiKey.created_at, ApiKey.id)]
     widths = [max(len(str(v)) for v in column) for column in zip(columns, *rows)]
     for line in (columns, *rows):
@@ -138,7 +179,7 @@ def openapi_command(output):
 
 def register_cli(app):
     """Attach the operator commands to the app's `flask` CLI."""
-    for command in (init_db_command, create_key_command, dev_key_command, list_keys_command,
-                    revoke_key_command, purge_expired_command, purge_status_command,
+    for command in (init_db_command, migrate_command, create_key_command, dev_key_command,
+                    list_keys_command, revoke_key_command, purge_expired_command, purge_status_command,
                     openapi_command):
         app.cli.add_command(command)

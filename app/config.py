@@ -14,6 +14,7 @@ DEFAULTS = {
     "JWT_ISSUER": None,
     "JWT_AUDIENCE": None,
     "JWT_AUTHORIZED_PARTIES": None,
+    "CORS_ORIGINS": None,  # None: no CORS headers; "*" or comma-separated origins
     "SQLITE_BUSY_TIMEOUT": 30,
 }
 

@@ -1,5 +1,6 @@
 """The service's own log lines ("gensessions.*"), on stderr beside gunicorn's."""
 import logging
+import os
 import sys
 import time
 
@@ -44,7 +45,9 @@ def log_request(response):
                              * 1000, 2),
         "request_id": g.get("request_id"),
         "user_id": principal.user_id if principal else None,
+        "credential": principal.credential_id if principal else None,
         "remote_addr": request.remote_addr,
+        "pid": os.getpid(),
     }).decode())
     return response
 

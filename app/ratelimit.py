@@ -4,26 +4,32 @@ Counts live in each worker process unless RATE_LIMIT_STORAGE_URI names a shared
 store (e.g. redis://host:6379/0), so with N workers and memory storage a client
 can get up to N times the limit: approximate, and documented as such.
 """
-import hashlib
 import time
 
 from flask import request
 from flask_limiter import Limiter
 from limits import parse_many
+from peewee import DatabaseError, InterfaceError
 
-from .auth import credential_from_header
+from .auth import current_principal
+from .errors import ApiError
 
 # The API's routes count; health, the document and the docs page never do.
 LIMITED_BLUEPRINTS = ("api", "api.sessions", "api.events")
 
 
 def credential_key():
-    """The bucket of a request: a hash of its credential (never the credential itself)."""
-    header = request.headers.get("Authorization")
-    token = credential_from_header(header) if header else None
-    if token:
-        return "credential:" + hashlib.sha256(token.encode()).hexdigest()[:32]
-    return "address:" + (request.remote_addr or "unknown")
+    """The bucket of a request: its credential's public name, else the client's address.
+
+    An API key counts as itself; session tokens count as their user (an identity
+    provider issues a fresh token every minute or so). A request whose credential
+    is refused counts against its address, which also slows down key guessing.
+    """
+    try:
+        return current_principal().credential_id
+    except (ApiError, DatabaseError, InterfaceError):
+        # The request is answered 401 (or 503) by the API's own check right after.
+        return "address:" + (request.remote_addr or "unknown")
 
 
 def check_rate_limit(expression):
@@ -61,7 +67,8 @@ def init_rate_limit(app):
         # One bucket per credential for all API routes (default_limits would count per route).
         application_limits=[limit],
         storage_uri=app.config["RATE_LIMIT_STORAGE_URI"], strategy="moving-window",
-        application_limits_exempt_when=lambda: request.blueprint not in LIMITED_BLUEPRINTS,
+        application_limits_exempt_when=lambda: (request.method == "OPTIONS"
+                                             or request.blueprint not in LIMITED_BLUEPRINTS),
         # A shared store that is down must not take the API down with it.
         swallow_errors=True, in_memory_fallback_enabled=True)
     app.extensions["gensessions_limiter"] = limiter

@@ -4,6 +4,7 @@ from .base import db, write_transaction
 from .exceptions import (DomainError, IdempotencyConflict, NotFound, StaleRevision,
                          TransitionRefused, UnknownEvent)
 from .idempotency import IdempotencyRecord
+from .migrations import migrate_database
 from .purge import PurgeState
 from .session import STATUSES, TERMINAL_STATUSES, Event, Session, canonical_hash
 
@@ -11,9 +12,8 @@ MODELS = (ApiKey, Session, Event, IdempotencyRecord, PurgeState)
 
 
 def create_tables():
-    """Create every table and index that does not exist yet."""
-    with write_transaction():
-        db.create_tables(MODELS, safe=True)
+    """Create the tables of a fresh database, or migrate an older one; return the steps run."""
+    return migrate_database(MODELS)
 
 
 __all__ = ["ApiKey", "Event", "Session", "IdempotencyRecord", "PurgeState", "STATUSES",

@@ -1,6 +1,6 @@
 """The access log: one JSON line per request on `gensessions.access` (method, path, status,
-duration_ms, request_id, user_id, remote_addr), never the credential nor the query string;
-and the same on a real gunicorn's stderr."""
+duration_ms, request_id, user_id, credential's public name, remote_addr, pid), never the
+credential itself nor the query string; and the same on a real gunicorn's stderr."""
 import json
 import logging
 import uuid
@@ -12,7 +12,8 @@ from conftest import SESSIONS
 from servers import start_gunicorn, wait_until
 
 ACCESS = "gensessions.access"
-FIELDS = {"method", "path", "status", "duration_ms", "request_id", "user_id", "remote_addr"}
+FIELDS = {"method", "path", "status", "duration_ms", "request_id", "user_id", "credential",
+          "remote_addr", "pid"}
 TIMEOUT = 30
 
 
@@ -50,6 +51,7 @@ def test_201_is_one_line_with_the_callers_user_id(client, user, access):
     line = one_line(access, response)
     assert line["status"] == 201
     assert (line["method"], line["path"], line["user_id"]) == ("POST", SESSIONS, "logged_user")
+    assert line["credential"] == "key:" + user["Authorization"].split("_")[1]
     assert line["remote_addr"] == "127.0.0.1"
 
 
@@ -63,6 +65,7 @@ def test_401_is_one_line_with_a_null_user_id(client, access):
     response = client.get(SESSIONS)
     line = one_line(access, response)
     assert (line["status"], line["user_id"], line["path"]) == (401, None, SESSIONS)
+    assert line["credential"] is None
 
 
 def test_404_is_one_line_with_the_callers_user_id(client, user, access):

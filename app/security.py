@@ -1,0 +1,58 @@
+"""Response headers fit for a JSON API, and CORS for browser clients (off by default)."""
+import re
+
+from flask import request
+from flask_cors import CORS
+
+# A JSON answer is never a page: nothing in it may load, run or be framed.
+JSON_POLICY = "default-src 'none'; frame-ancestors 'none'"
+# scheme://host[:port], as a browser sends it in the Origin header.
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+# What a browser client may send beyond the simple headers, and what it may read.
+CORS_ALLOW_HEADERS = ["Authorization", "Content-Type", "If-Match", "Idempotency-Key",
+                      "X-Request-Id"]
+CORS_EXPOSE_HEADERS = ["ETag", "Location", "X-Request-Id", "Idempotent-Replayed",
+                       "Retry-After", "RateLimit-Limit", "RateLimit-Remaining",
+                       "RateLimit-Reset", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                       "X-RateLimit-Reset"]
+CORS_MAX_AGE = 600
+
+
+def add_security_headers(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if response.mimetype != "text/html":
+        response.headers.setdefault("Content-Security-Policy", JSON_POLICY)
+    # What one caller was shown must not be kept by a cache and shown to another.
+    if "Authorization" in request.headers or (request.blueprint or "").startswith("api"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def parse_origins(value):
+    """CORS_ORIGINS as `*` or a list of origins; None when unset; ValueError when malformed."""
+    if not value or not value.strip():
+        return None
+    if value.strip() == "*":
+        return "*"
+    origins = [item.strip() for item in value.split(",") if item.strip()]
+    for origin in origins:
+        if not ORIGIN.match(origin):
+            raise ValueError(f"CORS_ORIGINS: {origin!r} is not an origin such as "
+                             "https://app.example.com or http://localhost:3000 "
+                             "(no path, no trailing slash), nor '*'")
+    return origins
+
+
+def init_security(app):
+    app.after_request(add_security_headers)
+    origins = parse_origins(app.config.get("CORS_ORIGINS"))
+    if origins is None:
+        return
+    # Credentials travel in the Authorization header, never in cookies, so no
+    # Access-Control-Allow-Credentials: a page of another origin gains nothing it
+    # could not do with the token it already holds.
+    CORS(app, resources={r"/v1/*": {}, r"/healthz": {}}, origins=origins,
+         methods=["GET", "POST", "PATCH", "DELETE"], allow_headers=CORS_ALLOW_HEADERS,
+         expose_headers=CORS_EXPOSE_HEADERS, max_age=CORS_MAX_AGE,
+         supports_credentials=False, send_wildcard=origins == "*", vary_header=True)
