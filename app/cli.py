@@ -33,7 +33,8 @@ class Duration(click.ParamType):
     def convert(self, value, param, ctx):
         text = str(value).strip().lower()
         number, unit = (text[:-1], text[-1]) if text[-1:] in self.UNITS_MS else (text, "s")
-        if not (number.isascii() and number.isdigit()) or not 0 < int(number) * self.UNITS_MS[unit] <= self.MAX_MS:
+        valid = number.isascii() and number.isdigit()
+        if not valid or not 0 < int(number) * self.UNITS_MS[unit] <= self.MAX_MS:
             self.fail(f"{value!r} is not a duration such as 3600, 90m, 12h, 30d or 4w "
                       "(at most 100 years)", param, ctx)
         return int(number) * self.UNITS_MS[unit]
@@ -180,6 +181,6 @@ def openapi_command(output):
 def register_cli(app):
     """Attach the operator commands to the app's `flask` CLI."""
     for command in (init_db_command, migrate_command, create_key_command, dev_key_command,
-                    list_keys_command, revoke_key_command, purge_expired_command, purge_status_command,
-                    openapi_command):
+                    list_keys_command, revoke_key_command, purge_expired_command,
+                    purge_status_command, openapi_command):
         app.cli.add_command(command)

@@ -6,7 +6,7 @@ from flask import request
 from peewee import InterfaceError, OperationalError
 
 from models import create_tables, db
-from models.base import is_shared_connection, open_database, request_lock
+from models.base import is_shared_connection, is_sqlite, open_database, request_lock
 
 
 log = logging.getLogger("gensessions.db")
@@ -34,6 +34,9 @@ def connect():
         request_lock.acquire()
     try:
         db.connect(reuse_if_open=True)
+        if not is_sqlite() and not db.is_connection_usable():
+            # The server dropped this connection (a restart, a failover): open a new one.
+            raise InterfaceError("connection lost")
     except (OperationalError, InterfaceError):
         if not db.is_closed():
             db.close()

@@ -45,6 +45,9 @@ def idempotent(view):
         if not 1 <= len(key) <= 255:
             raise validation_error("OUT_OF_RANGE", "Idempotency-Key must be 1 to 255 characters",
                                    HEADER, "Use a UUID or another unique string.")
+        if not key.isprintable():
+            raise validation_error("INVALID_FORMAT", "Idempotency-Key may not hold control "
+                                   "characters", HEADER, "Use a UUID or another unique string.")
         user_id = g.principal.user_id
         record = IdempotencyRecord.claim(user_id, key, request_fingerprint(), clock.now_ms())
         if record is not None:

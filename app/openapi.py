@@ -59,8 +59,15 @@ Product generation sessions: the state of an AI product being generated (its PRD
 plan, product object, assembly progress and status) and an append-only log of
 events about it, per user.
 
-**Authentication.** `Authorization: Bearer <key>` (a bare `Authorization: <key>` works too)
-with an API key made by `flask --app wsgi create-key`. `read` keys may only GET.
+**Authentication.** `Authorization: Bearer <credential>` (a bare `Authorization:
+<credential>` works too), where the credential is either an API key made by
+`flask --app wsgi create-key` (`gsk_...`; `read` keys may only GET), or, when the server
+has `JWT_PUBLIC_KEY_FILE`, an RS256 session token from your identity provider (e.g.
+Clerk): `sub` is the user, `org_id` or `o.id` the organization. A refused credential
+answers 401 with a short reason; another user's session answers 404, as a missing one.
+
+**Browsers.** With `CORS_ORIGINS` set, the listed origins may call the API (preflights
+are answered and cached for 10 minutes). Authenticated answers are `Cache-Control: no-store`.
 
 **Errors.** Every error is JSON with an `error` text; a 400 also has `details`, one per
 problem, each with a stable `code`, a `message`, the dotted `path` of the field (`""` for
@@ -220,7 +227,9 @@ def build_spec(app):
     plugin.map_to_openapi_type(JSONObject, "object", None)
     spec.components.security_scheme("bearerAuth", {
         "type": "http", "scheme": "bearer",
-        "description": "An API key (`gsk_...`); a bare `Authorization: <key>` works too."})
+        "description": "An API key (`gsk_<id>_<secret>`) or, when the server is configured "
+                       "for them, an RS256 session token (JWT) from the identity provider. "
+                       "A bare `Authorization: <credential>` works too."})
     for name, header in HEADERS.items():
         spec.components.header(name, header)
     for status in ERRORS:

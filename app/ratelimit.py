@@ -67,8 +67,8 @@ def init_rate_limit(app):
         # One bucket per credential for all API routes (default_limits would count per route).
         application_limits=[limit],
         storage_uri=app.config["RATE_LIMIT_STORAGE_URI"], strategy="moving-window",
-        application_limits_exempt_when=lambda: (request.method == "OPTIONS"
-                                             or request.blueprint not in LIMITED_BLUEPRINTS),
+        application_limits_exempt_when=lambda: (
+            request.method == "OPTIONS" or request.blueprint not in LIMITED_BLUEPRINTS),
         # A shared store that is down must not take the API down with it.
         swallow_errors=True, in_memory_fallback_enabled=True)
     app.extensions["gensessions_limiter"] = limiter

@@ -146,7 +146,8 @@ class TokenVerifier:
 
 
 def identifier(value, claim):
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH:
+    # NUL could not be stored in PostgreSQL; no identity provider issues it anyway.
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH or "\x00" in value:
         raise TokenRefused(f"Session token's {claim!r} claim is not a usable id")
     return value
 

@@ -1,6 +1,6 @@
 """Peewee models and the domain rules that live next to them."""
 from .api_key import ApiKey
-from .base import db, write_transaction
+from .base import db
 from .exceptions import (DomainError, IdempotencyConflict, NotFound, StaleRevision,
                          TransitionRefused, UnknownEvent)
 from .idempotency import IdempotencyRecord

@@ -6,6 +6,7 @@ random bits) is why a fast hash is enough: there is nothing to brute-force.
 """
 import hashlib
 import hmac
+import re
 import secrets
 
 from peewee import BigIntegerField, CharField
@@ -13,6 +14,7 @@ from peewee import BigIntegerField, CharField
 from .base import BaseModel
 
 KEY_PREFIX = "gsk_"
+PUBLIC_ID = re.compile(r"[0-9a-f]{12}")
 SCOPES = ("write", "read")
 # last_used_at is written at most this often per key, so auth is not a write per request.
 LAST_USED_RESOLUTION_MS = 60_000
@@ -71,7 +73,7 @@ class ApiKey(BaseModel):
         if not key.startswith(KEY_PREFIX):
             return None
         public_id, _, secret = key[len(KEY_PREFIX):].partition("_")
-        if not public_id or not secret:
+        if not PUBLIC_ID.fullmatch(public_id) or not secret:
             return None
         row = cls.get_or_none((cls.id == public_id) & cls.active(now))
         if row is None or not hmac.compare_digest(row.key_hash, hash_secret(key)):

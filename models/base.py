@@ -5,8 +5,9 @@ import threading
 from contextlib import contextmanager
 
 import orjson
-from peewee import DatabaseProxy, Model, SqliteDatabase, TextField
-from playhouse.db_url import connect as connect_url
+from peewee import DatabaseProxy, Field, Model, PostgresqlDatabase, SqliteDatabase
+from playhouse.db_url import parse as parse_url
+from playhouse.pool import PooledPostgresqlDatabase
 
 db = DatabaseProxy()
 
@@ -17,8 +18,14 @@ class BaseModel(Model):
         legacy_table_names = False
 
 
-class JSONField(TextField):
-    """A free-form JSON value, stored as compact JSON text."""
+class JSONField(Field):
+    """A free-form JSON value: JSONB on PostgreSQL, compact JSON text on SQLite.
+
+    Both databases hand the value over as JSON text (see PostgresTuning), which
+    orjson parses here: one parser, whatever the database.
+    """
+
+    field_type = "JSONMAP"
 
     def db_value(self, value):
         return None if value is None else orjson.dumps(value).decode()
@@ -27,15 +34,48 @@ class JSONField(TextField):
         return None if value is None else orjson.loads(value)
 
 
+# Everything that differs between the two databases is here and in open_database.
+SQLITE_FIELD_TYPES = {"JSONMAP": "TEXT"}
+POSTGRES_FIELD_TYPES = {"JSONMAP": "JSONB"}
+POSTGRES_SCHEMES = ("postgres", "postgresql", "postgres+pool", "postgresql+pool")
+
+
+class PostgresTuning:
+    """PostgreSQL as gensessions uses it: JSONB maps, and each connection set up once."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("field_types", POSTGRES_FIELD_TYPES)
+        kwargs.setdefault("application_name", "gensessions")
+        super().__init__(*args, **kwargs)
+
+    def _initialize_connection(self, conn):
+        import psycopg2.extensions
+        # JSONB arrives as text for JSONField to parse with orjson, not through json.loads.
+        jsonb_as_text = psycopg2.extensions.new_type((3802,), "JSONB_TEXT",
+                                                     lambda value, cursor: value)
+        psycopg2.extensions.register_type(jsonb_as_text, conn)
+        super()._initialize_connection(conn)
+
+
+class Postgres(PostgresTuning, PostgresqlDatabase):
+    pass
+
+
+class PooledPostgres(PostgresTuning, PooledPostgresqlDatabase):
+    pass
+
+
 def open_database(url, busy_timeout=30):
     """Return a peewee database for `url` (SQLite path or URL, or PostgreSQL URL).
 
     SQLite gets WAL (readers never block the writer), foreign keys, a busy
     timeout so writers queue instead of failing, and synchronous=FULL so an
-    acknowledged write survives a power loss.
+    acknowledged write survives a power loss. PostgreSQL gets JSONB maps.
     """
-    if url.startswith(("postgres://", "postgresql://", "postgres+pool://", "postgresql+pool://")):
-        return connect_url(url)
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme in POSTGRES_SCHEMES:
+        database = PooledPostgres if scheme.endswith("+pool") else Postgres
+        return database(**parse_url(url))
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
     in_memory = path in (":memory:", "")
     pragmas = {"foreign_keys": 1, "busy_timeout": busy_timeout * 1000}
@@ -46,6 +86,7 @@ def open_database(url, busy_timeout=30):
     writers.bind(":memory:" if in_memory else path)
     return SqliteDatabase(
         ":memory:" if in_memory else path,
+        field_types=SQLITE_FIELD_TYPES,
         pragmas=pragmas,
         timeout=busy_timeout,
         thread_safe=not in_memory,

@@ -1,6 +1,7 @@
 """Generation sessions, their append-only events, and the rules between them."""
 import hashlib
 import json
+import re
 import secrets
 
 from peewee import BigIntegerField, CharField, ForeignKeyField, IntegerField, TextField, Tuple
@@ -10,6 +11,12 @@ from .exceptions import NotFound, StaleRevision, TransitionRefused, UnknownEvent
 
 STATUSES = ("intake", "planning", "generating", "assembling", "completed", "failed", "cancelled")
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+# What an id of ours can look like; anything else names nothing (and never reaches SQL).
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_id(text):
+    return isinstance(text, str) and ID_PATTERN.fullmatch(text) is not None
 
 
 def new_id(prefix):
@@ -77,8 +84,8 @@ class Session(BaseModel):
 
         Raises NotFound when it is missing, another user's, or expired.
         """
-        session = cls.live(user_id, now).where(cls.id == session_id).first()
-        if session is None:
+        session = is_id(session_id) and cls.live(user_id, now).where(cls.id == session_id).first()
+        if not session:
             raise NotFound()
         return session
 
@@ -154,8 +161,9 @@ class Session(BaseModel):
     @classmethod
     def get_live_for_update(cls, session_id, user_id, now):
         """Like get_live, holding the row's write lock until the transaction ends."""
-        session = for_update(cls.live(user_id, now).where(cls.id == session_id)).first()
-        if session is None:
+        session = is_id(session_id) and \
+            for_update(cls.live(user_id, now).where(cls.id == session_id)).first()
+        if not session:
             raise NotFound()
         return session
 

@@ -1,16 +1,14 @@
 """Shapes of sessions and events, in requests and in answers."""
 import base64
 import binascii
-import re
 
 from marshmallow import ValidationError, fields, validates_schema
 
-from models.session import STATUSES
+from models.session import STATUSES, is_id
 
 from .base import (BodySchema, CamelSchema, Integer, JSONObject, Length, OneOf, Problem,
                    QuerySchema, Range, String, Timestamp)
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Offsets past this are refused rather than overflowing a database integer.
 MAX_OFFSET = 2 ** 31 - 1
 
@@ -92,7 +90,7 @@ class Cursor(String):
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
             created_at, session_id = raw.split(".", 1)
             # 15 digits of milliseconds reach the year 33658; more is no time of ours.
-            if (not ID_PATTERN.match(session_id) or not created_at.isdigit()
+            if (not is_id(session_id) or not created_at.isdigit()
                     or not created_at.isascii() or len(created_at) > 15):
                 raise ValueError
             return int(created_at), session_id
@@ -125,7 +123,7 @@ class EventAfter(String):
         text = super()._deserialize(value, attr, data, **kwargs)
         if text.isdigit() and text.isascii() and len(text) <= 18:
             return int(text)
-        if text.startswith("evt_") and ID_PATTERN.match(text):
+        if text.startswith("evt_") and is_id(text):
             return text
         raise ValidationError(Problem(
             "Invalid after", "INVALID_FORMAT",

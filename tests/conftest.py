@@ -1,15 +1,56 @@
-"""Fixtures, flaskr-style: an app on a temporary SQLite file, a client, credentials."""
+"""Fixtures, flaskr-style: an app on a temporary database, a client, credentials.
+
+Every test that uses `app` runs on SQLite (a temporary file) and, when TEST_DATABASE_URL
+names a PostgreSQL server, again on PostgreSQL (one database for the run, emptied before
+each test). A test that inspects the SQLite file itself is marked `sqlite_only`.
+"""
 import pytest
 
 from app import create_app
+from databases import TEST_DATABASE_URL, drop_database, empty_tables, make_database
 from models import ApiKey, db
 
 SESSIONS = "/v1/products/generation/sessions"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only: runs on SQLite only (reads the file)")
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        backends = ["sqlite"]
+        if TEST_DATABASE_URL and not metafunc.definition.get_closest_marker("sqlite_only"):
+            backends.append("postgresql")
+        metafunc.parametrize("backend", backends, indirect=True)
+
+
 @pytest.fixture
-def app(tmp_path):
-    app = create_app({"DATABASE_URL": str(tmp_path / "test.db"), "TESTING": True,
+def backend(request):
+    """The database the test runs on: "sqlite" or "postgresql"."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """This run's PostgreSQL database for the `app` fixture (dropped at the end)."""
+    url = make_database()
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def database_url(backend, tmp_path, request):
+    if backend == "sqlite":
+        return str(tmp_path / "test.db")
+    url = request.getfixturevalue("postgres_database")
+    empty_tables(url)
+    return url
+
+
+@pytest.fixture
+def app(database_url):
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True,
                       "PURGE_SCHEDULE": "off", "RATE_LIMIT": "off"})
     yield app
     db.close()

@@ -316,6 +316,7 @@ def test_healthz_needs_no_credential(client, headers):
 
 # --- the key is stored only as a hash ------------------------------------------------------
 
+@pytest.mark.sqlite_only
 def test_raw_key_is_not_in_the_database_files(client, auth_headers, tmp_path):
     key = raw_key(auth_headers)
     secret = key.removeprefix("gsk_").partition("_")[2]

@@ -246,7 +246,7 @@ def test_version_of_64_characters_is_accepted(client, auth_headers, field):
 PRD_VALUES = {
     "nested-30": nest(30),
     "unicode": {"emoji": "🚀👩‍💻🇫🇷", "cjk": "生成セッション제품", "rtl": "مرحبا שלום",
-                "🔑 ключ": "combining é vs é", "controls": "tab\tnew\nline\u0000nul\"q\\"},
+                "🔑 ключ": "combining é vs é", "controls": "tab\tnew\nline\u0001soh\"q\\"},
     "lists": {"flat": [1, "two", None, True], "nested": [[[]], [{"a": [1, [2, [3]]]}]],
               "objects": [{}, {"x": []}]},
     "numbers": {"zero": 0, "negative": -17, "int64max": 2 ** 63 - 1, "int64min": -(2 ** 63),
@@ -265,6 +265,20 @@ def test_prd_is_returned_exactly(client, auth_headers, get, listing, prd):
     assert created.json["prd"] == prd
     assert get(created.json["id"]).json["prd"] == prd
     assert listing()["data"][0]["prd"] == prd
+
+
+@pytest.mark.parametrize("body, path", [
+    ({"prd": {"a": "x\u0000y"}}, "prd.a"),
+    ({"prd": {"list": [1, {"deep": "\u0000"}]}}, "prd.list.1.deep"),
+    ({"plan": {"key\u0000": 1}}, "plan.key\u0000"),
+    ({"catalogVersion": "v1\u0000"}, "catalogVersion"),
+], ids=["value", "nested-in-list", "key", "plain-field"])
+def test_a_nul_character_in_any_string_is_refused_on_every_database(client, auth_headers,
+                                                                     body, path):
+    """PostgreSQL stores no NUL in text or JSONB; SQLite refuses it too, so both agree."""
+    response = client.post(SESSIONS, json=body, headers=auth_headers)
+    assert_error(response, 400, "INVALID_FORMAT", path)
+    assert client.get(SESSIONS, headers=auth_headers).json["pagination"]["total"] == 0
 
 
 def test_prd_float_and_integer_stay_apart(client, auth_headers, get):
