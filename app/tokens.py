@@ -82,7 +82,7 @@ def keys_from_jwks(data, path):
                 key = key.public_key()
             keys[entry.get("kid")] = key
         return keys
-    except (ValueError, TypeError, KeyError, AttributeError, jwt.PyJWKError) as error:
+    except (ValueError, TypeError, KeyError, AttributeError, jwt.PyJWTError) as error:
         raise ValueError(f"JWT_PUBLIC_KEY_FILE={path!r} is not a usable JWKS document "
                          f"({error})") from None
 
@@ -113,7 +113,10 @@ class TokenVerifier:
             raise TokenRefused("Invalid session token")
         if kid in self.keys:
             return self.keys[kid]
-        if kid is None and len(self.keys) == 1:
+        # One key that names no kid (a PEM file, say) is the key, whatever kid the token
+        # gives: Clerk's tokens carry a kid, its PEM does not. One key of a JWKS likewise
+        # signs tokens that give no kid.
+        if len(self.keys) == 1 and (None in self.keys or kid is None):
             return next(iter(self.keys.values()))
         raise TokenRefused("Session token signed with an unknown key")
 
@@ -155,5 +158,7 @@ def identifier(value, claim):
 def organization_of(claims):
     """`org_id`, or `o.id` in Clerk's newer token format; None without an organization."""
     nested = claims.get("o")
-    value = claims.get("org_id") or (nested.get("id") if isinstance(nested, dict) else None)
+    value = claims.get("org_id")
+    if value is None and isinstance(nested, dict):
+        value = nested.get("id")
     return None if value is None else identifier(value, "org_id")

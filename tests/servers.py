@@ -102,7 +102,8 @@ class GunicornServer:
                         + self.log()[-2000:])
         try:
             return requests.get(self.url + "/healthz", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Not listening yet, or the workers are still booting (connections wait meanwhile).
             return False
 
     def log(self, start=0):
