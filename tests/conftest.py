@@ -7,7 +7,7 @@ each test). A test that inspects the SQLite file itself is marked `sqlite_only`.
 import pytest
 
 from app import create_app
-from databases import TEST_DATABASE_URL, drop_database, empty_tables, make_database
+from databases import CI, TEST_DATABASE_URL, drop_database, empty_tables, make_database
 from models import ApiKey, db
 
 SESSIONS = "/v1/products/generation/sessions"
@@ -15,6 +15,9 @@ SESSIONS = "/v1/products/generation/sessions"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "sqlite_only: runs on SQLite only (reads the file)")
+    if CI and not TEST_DATABASE_URL:
+        # In CI the PostgreSQL half of the suite never drops out quietly.
+        raise pytest.UsageError("CI=true needs TEST_DATABASE_URL (.ci/run sets it)")
 
 
 def pytest_generate_tests(metafunc):

@@ -104,12 +104,15 @@ def make_old(url, record_initial=False):
 
 def build_old_database(url, record_initial=False):
     """An old database with one API key and one live session of its user, by raw SQL."""
-    database = open_database(url)
+    close_app_database()
+    # Through the models' own handle: peewee's Database.create_tables(models) on another
+    # database object would still create them where the models are bound.
+    db.initialize(open_database(url))
     try:
-        with database.connection_context():
-            database.create_tables(MODELS)
+        with db.connection_context():
+            db.create_tables(MODELS)
     finally:
-        database.close()
+        db.close()
     make_old(url, record_initial)
     now = int(time.time() * 1000)
     run_sql(url, (
@@ -165,7 +168,7 @@ def assert_old_data_intact(app):
     headers = {"Authorization": f"Bearer {OLD_KEY}"}
     listed = client.get(SESSIONS, headers=headers)
     assert listed.status_code == 200, listed.get_data(as_text=True)
-    assert [item["id"] for item in listed.json["items"]] == [OLD_SESSION_ID]
+    assert [item["id"] for item in listed.json["data"]] == [OLD_SESSION_ID]
     session = client.get(f"{SESSIONS}/{OLD_SESSION_ID}", headers=headers)
     assert session.status_code == 200
     assert (session.json["userId"], session.json["status"]) == ("old_user", "planning")
