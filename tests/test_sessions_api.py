@@ -273,8 +273,7 @@ def test_prd_is_returned_exactly(client, auth_headers, get, listing, prd):
     ({"plan": {"key\u0000": 1}}, "plan.key\u0000"),
     ({"catalogVersion": "v1\u0000"}, "catalogVersion"),
 ], ids=["value", "nested-in-list", "key", "plain-field"])
-def test_a_nul_character_in_any_string_is_refused_on_every_database(client, auth_headers,
-                                                                     body, path):
+def test_a_nul_in_any_string_is_refused_on_every_database(client, auth_headers, body, path):
     """PostgreSQL stores no NUL in text or JSONB; SQLite refuses it too, so both agree."""
     response = client.post(SESSIONS, json=body, headers=auth_headers)
     assert_error(response, 400, "INVALID_FORMAT", path)
