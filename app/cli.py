@@ -2,12 +2,13 @@
 import json
 import os
 import socket
+from contextlib import contextmanager
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from models import ApiKey, PurgeState, Session, create_tables, db
+from models import ApiKey, PurgeState, Session, db
 from models.api_key import SCOPES
 from models.migrations import migration_status
 from models.purge import purge_with_lock
@@ -15,6 +16,7 @@ from schemas import purge_status_schema
 from schemas.base import to_rfc3339
 
 from . import clock
+from . import db as binding
 from .openapi import build_spec
 
 
@@ -40,12 +42,26 @@ class Duration(click.ParamType):
         return int(number) * self.UNITS_MS[unit]
 
 
+def migrate_now():
+    """Migrate; return the steps applied."""
+    with db.connection_context():
+        return binding.ensure_tables()
+
+
+@contextmanager
+def database():
+    """The database for a command: connected, and migrated first if this process has not."""
+    with db.connection_context():
+        if not binding.tables_ready:
+            binding.ensure_tables()
+        yield
+
+
 @click.command("init-db")
 @with_appcontext
 def init_db_command():
     """Create the database's tables, or bring an older database's schema up to date."""
-    with db.connection_context():
-        applied = create_tables()
+    applied = migrate_now()
     click.echo(f"Initialized the database ({len(applied)} migration steps applied).", err=True)
 
 
@@ -55,12 +71,12 @@ def init_db_command():
               help="List every step and when it was applied; change nothing.")
 def migrate_command(show_status):
     """Apply the schema migrations this database lacks; print each step applied."""
-    with db.connection_context():
+    with db.connection_context():  # no migration: show what is pending
         if show_status:
             for name, applied_at in migration_status():
                 click.echo(f"{name}  {iso(applied_at) if applied_at else 'pending'}")
             return
-        applied = create_tables()
+    applied = migrate_now()
     for name in applied:
         click.echo(name)
     click.echo(f"{len(applied)} migration steps applied; the schema is up to date.", err=True)
@@ -78,7 +94,7 @@ def migrate_command(show_status):
                    "Default: never.")
 def create_key_command(user_id, org_id, scope, name, expires_in):
     """Create an API key and print it (it is shown only this once)."""
-    with db.connection_context():
+    with database():
         row, key = ApiKey.issue(user_id, clock.now_ms(), organization_id=org_id,
                                 scope=scope, name=name, expires_in_ms=expires_in)
     expiry = f", expires {iso(row.expires_at)}" if row.expires_at else ""
@@ -91,7 +107,7 @@ def create_key_command(user_id, org_id, scope, name, expires_in):
 def dev_key_command():
     """Print the development key kept in the instance folder, creating it when missing."""
     path = os.path.join(current_app.instance_path, "dev-api-key")
-    with db.connection_context():
+    with database():
         if os.path.exists(path):
             with open(path) as stored:
                 key = stored.read().strip()
@@ -111,7 +127,7 @@ def list_keys_command():
     columns = ("ID", "USER", "ORG", "SCOPE", "NAME", "STATE", "CREATED", "LAST USED",
                "EXPIRES", "REVOKED")
     now = clock.now_ms()
-    with db.connection_context():
+    with database():
         rows = [(k.id, k.user_id, k.organization_id or "-", k.scope, k.name or "-", k.state(now),
                  iso(k.created_at), iso(k.last_used_at), iso(k.expires_at), iso(k.revoked_at))
                 for k in ApiKey.select().order_by(ApiKey.created_at, ApiKey.id)]
@@ -125,7 +141,7 @@ def list_keys_command():
 @click.argument("key_id")
 def revoke_key_command(key_id):
     """Revoke an API key by its id (as list-keys shows it); effective at once."""
-    with db.connection_context():
+    with database():
         revoked = ApiKey.revoke(key_id, clock.now_ms())
     if not revoked:
         raise click.ClickException(f"No active key with id {key_id!r}.")
@@ -140,7 +156,7 @@ def revoke_key_command(key_id):
 def purge_expired_command(dry_run, batch_size):
     """Delete expired sessions and their events; the last line is the count."""
     config = current_app.config
-    with db.connection_context():
+    with database():
         if dry_run:
             count = Session.purge_expired(clock.now_ms(), dry_run=True)
             click.echo(f"would purge {count} expired sessions", err=True)
@@ -162,7 +178,7 @@ def purge_expired_command(dry_run, batch_size):
 @with_appcontext
 def purge_status_command():
     """Print when the last purge ran, what it removed, and whether one is running."""
-    with db.connection_context():
+    with database():
         status = PurgeState.status(clock.now_ms())
     click.echo(json.dumps(purge_status_schema.dump(status), indent=2))
 

@@ -2,6 +2,8 @@
 import logging
 import os
 
+import click
+
 from flask import request
 from peewee import InterfaceError, OperationalError
 
@@ -46,10 +48,25 @@ def connect():
 
 
 def ensure_tables():
-    """Create missing tables; raises the database's error (a 503) while it is unavailable."""
+    """Create or migrate the tables; raises the database's error (a 503) while it is down.
+
+    Returns the migration steps applied.
+    """
     global tables_ready
-    create_tables()
+    applied = create_tables()
+    if applied:
+        log.info("schema migrated: %s", ", ".join(applied))
     tables_ready = True
+    return applied
+
+
+def creating_for_cli():
+    """Whether the app is being made for a `flask` command (its click context is live).
+
+    Commands migrate when they run (so that `migrate` can tell what it applied, and
+    `migrate --status` what is pending); a server migrates as it starts.
+    """
+    return click.get_current_context(silent=True) is not None
 
 
 def end_request(exc=None):
@@ -69,6 +86,10 @@ def init_db(app):
     db.initialize(open_database(database_url(app), app.config["SQLITE_BUSY_TIMEOUT"]))
     global tables_ready
     tables_ready = False
+    app.before_request(connect)
+    app.teardown_request(end_request)
+    if creating_for_cli() and not is_shared_connection():
+        return
     try:
         if is_shared_connection():
             db.connect(reuse_if_open=True)  # an in-memory database lives as its connection does
@@ -79,5 +100,3 @@ def init_db(app):
     except (OperationalError, InterfaceError) as error:
         # Serve anyway: requests answer 503 until the database is back.
         log.warning("database unavailable at start (%s); answering 503 until it is", error)
-    app.before_request(connect)
-    app.teardown_request(end_request)

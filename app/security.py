@@ -24,7 +24,7 @@ def add_security_headers(response):
     if response.mimetype != "text/html":
         response.headers.setdefault("Content-Security-Policy", JSON_POLICY)
     # What one caller was shown must not be kept by a cache and shown to another.
-    if "Authorization" in request.headers or (request.blueprint or "").startswith("api"):
+    if "Authorization" in request.headers or request.path.startswith("/v1/"):
         response.headers.setdefault("Cache-Control", "no-store")
     return response
 
@@ -55,4 +55,5 @@ def init_security(app):
     CORS(app, resources={r"/v1/*": {}, r"/healthz": {}}, origins=origins,
          methods=["GET", "POST", "PATCH", "DELETE"], allow_headers=CORS_ALLOW_HEADERS,
          expose_headers=CORS_EXPOSE_HEADERS, max_age=CORS_MAX_AGE,
-         supports_credentials=False, send_wildcard=origins == "*", vary_header=True)
+         supports_credentials=False, send_wildcard=origins == "*", vary_header=True,
+         always_send=False)
