@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: serve test fuzz lint install dev-install clean
+.PHONY: serve test fuzz lint bench install dev-install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ test: dev-install
 fuzz: FUZZ_EXAMPLES ?= 500
 fuzz: dev-install
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py -q
+
+## bench: every endpoint against hello-world Flask under the same gunicorn settings, with wrk
+## (installed from Debian's packages when missing); tables, JSON and plots in docs/bench/
+bench: dev-install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/ceiling_bench.py $(BENCH_ARGS)
 
 lint: dev-install
 	$(BIN)/flake8 app schemas models tests bench wsgi.py gunicorn.conf.py

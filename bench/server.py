@@ -20,8 +20,8 @@ def free_port():
 
 
 @contextmanager
-def gunicorn(workdir, **settings):
-    """Serve the service from `workdir` with gunicorn.conf.py; yield (base URL, environment).
+def gunicorn(workdir, app="wsgi:app", **settings):
+    """Serve `app` (the service by default) with gunicorn.conf.py; yield (base URL, environment).
 
     `settings` are environment variables for the server (DATABASE_URL defaults to
     a SQLite file in `workdir`); the purge schedule and rate limit are off
@@ -35,7 +35,7 @@ def gunicorn(workdir, **settings):
     with open(log_path, "w") as log:
         server = subprocess.Popen(
             [str(pathlib.Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
-             "wsgi:app"], cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
+             app], cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
         try:
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 30
@@ -48,7 +48,7 @@ def gunicorn(workdir, **settings):
                 if time.monotonic() > deadline:
                     raise SystemExit(f"gunicorn did not start; see {log_path}")
                 time.sleep(0.1)
-            yield base, env
+            yield base, env | {"GUNICORN_PID": str(server.pid)}
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(30)

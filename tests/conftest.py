@@ -2,7 +2,8 @@
 
 Every test that uses `app` runs on SQLite (a temporary file) and, when TEST_DATABASE_URL
 names a PostgreSQL server, again on PostgreSQL (one database for the run, emptied before
-each test). A test that inspects the SQLite file itself is marked `sqlite_only`.
+each test). A test that inspects the SQLite file itself is marked `sqlite_only`; its
+PostgreSQL twin, `postgresql_only`.
 """
 import pytest
 
@@ -15,6 +16,7 @@ SESSIONS = "/v1/products/generation/sessions"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "sqlite_only: runs on SQLite only (reads the file)")
+    config.addinivalue_line("markers", "postgresql_only: runs on PostgreSQL only")
     if CI and not TEST_DATABASE_URL:
         # In CI the PostgreSQL half of the suite never drops out quietly.
         raise pytest.UsageError("CI=true needs TEST_DATABASE_URL (.ci/run sets it)")
@@ -22,9 +24,11 @@ def pytest_configure(config):
 
 def pytest_generate_tests(metafunc):
     if "backend" in metafunc.fixturenames:
-        backends = ["sqlite"]
-        if TEST_DATABASE_URL and not metafunc.definition.get_closest_marker("sqlite_only"):
+        marked = metafunc.definition.get_closest_marker
+        backends = [] if marked("postgresql_only") else ["sqlite"]
+        if TEST_DATABASE_URL and not marked("sqlite_only"):
             backends.append("postgresql")
+        # An empty list (postgresql_only without TEST_DATABASE_URL) skips, saying so.
         metafunc.parametrize("backend", backends, indirect=True)
 
 

@@ -328,3 +328,29 @@ def test_raw_key_is_not_in_the_database_files(client, auth_headers, tmp_path):
     assert public_id(key).encode() in contents  # the files do hold the key's row
     assert key.encode() not in contents
     assert secret.encode() not in contents
+
+
+@pytest.mark.postgresql_only
+def test_raw_key_is_not_in_any_postgresql_row(client, auth_headers, database_url):
+    """The PostgreSQL twin of the test above: every row of every table, as text."""
+    import psycopg2
+    key = raw_key(auth_headers)
+    secret = key.removeprefix("gsk_").partition("_")[2]
+    assert client.post(SESSIONS, json={}, headers=auth_headers,
+                       environ_base={"HTTP_IDEMPOTENCY_KEY": "k1"}).status_code == 201
+    assert client.get(SESSIONS, headers=auth_headers).status_code == 200
+    connection = psycopg2.connect(database_url)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            tables = [name for (name,) in cursor.fetchall()]
+            rows = []
+            for table in tables:
+                cursor.execute(f'SELECT row_to_json(t)::text FROM "{table}" t')
+                rows += [text for (text,) in cursor.fetchall()]
+    finally:
+        connection.close()
+    contents = "\n".join(rows)
+    assert public_id(key) in contents  # the rows do hold the key's row
+    assert key not in contents
+    assert secret not in contents
