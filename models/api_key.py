@@ -12,6 +12,7 @@ import secrets
 from peewee import BigIntegerField, CharField
 
 from .base import BaseModel
+from .prepared import Prepared
 
 KEY_PREFIX = "gsk_"
 PUBLIC_ID = re.compile(r"[0-9a-f]{12}")
@@ -75,7 +76,7 @@ class ApiKey(BaseModel):
         public_id, _, secret = key[len(KEY_PREFIX):].partition("_")
         if not PUBLIC_ID.fullmatch(public_id) or not secret:
             return None
-        row = cls.get_or_none((cls.id == public_id) & cls.active(now))
+        row = ACTIVE_BY_ID.first(public_id, now)
         if row is None or not hmac.compare_digest(row.key_hash, hash_secret(key)):
             return None
         if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION_MS:
@@ -88,3 +89,8 @@ class ApiKey(BaseModel):
         """Revoke a key by its public id; return False when no active key has that id."""
         return bool(cls.update(revoked_at=now)
                     .where((cls.id == public_id) & cls.revoked_at.is_null()).execute())
+
+
+# Every authenticated request runs this one: kept as SQL (models/prepared.py).
+ACTIVE_BY_ID = Prepared(ApiKey, lambda public_id, now: ApiKey.select().where(
+    (ApiKey.id == public_id) & ApiKey.active(now)))

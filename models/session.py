@@ -8,6 +8,7 @@ from peewee import BigIntegerField, CharField, ForeignKeyField, IntegerField, Te
 
 from .base import BaseModel, JSONField, db, is_sqlite, write_transaction
 from .exceptions import NotFound, StaleRevision, TransitionRefused, UnknownEvent
+from .prepared import Prepared
 
 STATUSES = ("intake", "planning", "generating", "assembling", "completed", "failed", "cancelled")
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
@@ -84,7 +85,7 @@ class Session(BaseModel):
 
         Raises NotFound when it is missing, another user's, or expired.
         """
-        session = is_id(session_id) and cls.live(user_id, now).where(cls.id == session_id).first()
+        session = is_id(session_id) and LIVE_BY_ID.first(session_id, user_id, now)
         if not session:
             raise NotFound()
         return session
@@ -161,8 +162,7 @@ class Session(BaseModel):
     @classmethod
     def get_live_for_update(cls, session_id, user_id, now):
         """Like get_live, holding the row's write lock until the transaction ends."""
-        session = is_id(session_id) and \
-            for_update(cls.live(user_id, now).where(cls.id == session_id)).first()
+        session = is_id(session_id) and LIVE_BY_ID_FOR_UPDATE.first(session_id, user_id, now)
         if not session:
             raise NotFound()
         return session
@@ -212,6 +212,8 @@ class Session(BaseModel):
             if sequence is None:
                 raise UnknownEvent()
             after = sequence
+        if not after and limit is None:
+            return list(EVENTS_OF(self.id))
         query = Event.select().where(Event.session == self.id)
         if after:
             query = query.where(Event.sequence > after)
@@ -265,3 +267,12 @@ class Event(BaseModel):
     class Meta:
         # The backstop for gap-free ordering: one row per (session, sequence).
         indexes = ((("session", "sequence"), True),)
+
+
+# The queries of every read and write of one session, kept as SQL (models/prepared.py).
+LIVE_BY_ID = Prepared(Session, lambda session_id, user_id, now: Session.live(user_id, now).where(
+    Session.id == session_id))
+LIVE_BY_ID_FOR_UPDATE = Prepared(Session, lambda session_id, user_id, now: for_update(
+    Session.live(user_id, now).where(Session.id == session_id)))
+EVENTS_OF = Prepared(Event, lambda session_id: Event.select().where(
+    Event.session == session_id).order_by(Event.sequence))

@@ -7,6 +7,7 @@ handler can turn any ValidationError into `details[]` without parsing text.
 """
 import re
 from datetime import datetime, timezone
+from functools import lru_cache, partial
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
@@ -94,8 +95,13 @@ class JSONObject(CodedField, fields.Dict):
 
 def to_rfc3339(ms):
     """Format epoch milliseconds as RFC 3339 UTC with millisecond precision."""
-    moment = datetime.fromtimestamp(ms // 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return second_text(ms // 1000) + f"{ms % 1000:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def second_text(seconds):
+    """`YYYY-MM-DDTHH:MM:SS.` of a second (cached: an event log shares a few seconds)."""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
 
 
 def camelize(name):
@@ -104,10 +110,80 @@ def camelize(name):
 
 
 class CamelSchema(Schema):
-    """Fields are snake_case in Python and camelCase in JSON."""
+    """Fields are snake_case in Python and camelCase in JSON.
+
+    `dump` takes a fast path for the answer schemas: the schema's own fields,
+    compiled once into (attribute, key, conversion) steps, since marshmallow's
+    general dump costs about 20 microseconds a field (measured: 184 ms for an
+    event log of 10,000, against a few ms this way). It gives exactly what
+    Schema.dump gives (tests/test_fast_dump.py); a schema with a field type or
+    hook it does not know dumps the general way.
+    """
 
     def on_bind_field(self, field_name, field_obj):
         field_obj.data_key = camelize(field_obj.data_key or field_name)
+
+    def dump(self, obj, *, many=None):
+        steps = self.__dict__.get("_dump_steps")
+        if steps is None:
+            steps = self._dump_steps = compile_dump(self)
+        if steps is False:
+            return super().dump(obj, many=many)
+        if self.many if many is None else many:
+            return [dump_with(steps, item) for item in obj]
+        return dump_with(steps, obj)
+
+
+# Field types whose dump is the value itself (as the database and the models give them).
+PLAIN_FIELDS = (fields.String, fields.Integer, fields.Boolean, fields.Dict)
+PLAIN_SERIALIZERS = {fields.String._serialize, fields.Integer._serialize,
+                     fields.Boolean._serialize, fields.Dict._serialize,
+                     JSONObject._serialize}
+MISSING = object()
+
+
+def compile_dump(schema):
+    """[(attribute, data key, conversion or None)] for `schema`; False: use marshmallow."""
+    if any(schema._hooks[hook] for hook in ("pre_dump", "post_dump")) or schema.only \
+            or schema.exclude:
+        return False
+    steps = []
+    for name, field in schema.dump_fields.items():
+        attribute, key = field.attribute or name, field.data_key or name
+        if isinstance(field, Timestamp):
+            convert = timestamp_or_none
+        elif isinstance(field, fields.Nested) and isinstance(field.schema, CamelSchema):
+            convert = field.schema.dump
+        elif isinstance(field, fields.List) and isinstance(field.inner, fields.Nested) \
+                and isinstance(field.inner.schema, CamelSchema):
+            convert = list_dumper(field.inner.schema)
+        elif isinstance(field, PLAIN_FIELDS) and type(field)._serialize in PLAIN_SERIALIZERS:
+            convert = None
+        else:
+            return False
+        steps.append((attribute, key, convert))
+    return steps
+
+
+def list_dumper(schema):
+    def dump_list(items):
+        return None if items is None else [schema.dump(item) for item in items]
+    return dump_list
+
+
+def timestamp_or_none(ms):
+    return None if ms is None else to_rfc3339(ms)
+
+
+def dump_with(steps, obj):
+    """What Schema.dump gives for `obj` (a model or a dict); absent attributes are left out."""
+    get = obj.get if isinstance(obj, dict) else partial(getattr, obj)
+    result = {}
+    for attribute, key, convert in steps:
+        value = get(attribute, MISSING)
+        if value is not MISSING:
+            result[key] = value if convert is None or value is None else convert(value)
+    return result
 
 
 class Timestamp(fields.Field):
