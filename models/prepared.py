@@ -34,14 +34,23 @@ class Prepared:
             order.append(found[0])
         return sql, order
 
-    def __call__(self, *arguments):
-        """The query's rows for `arguments`, as model instances."""
+    def sql(self, arguments):
         database = db.obj
         compiled = self.compiled.get(database)
         if compiled is None:
             compiled = self.compiled[database] = self.compile()
         sql, order = compiled
-        return self.model.raw(sql, *[arguments[n] for n in order])
+        return sql, [arguments[n] for n in order]
+
+    def __call__(self, *arguments):
+        """The query's rows for `arguments`, as model instances."""
+        sql, params = self.sql(arguments)
+        return self.model.raw(sql, *params)
+
+    def scalar(self, *arguments):
+        """The first column of the first row."""
+        row = db.execute_sql(*self.sql(arguments)).fetchone()
+        return None if row is None else row[0]
 
     def first(self, *arguments):
         rows = list(self(*arguments))

@@ -4,7 +4,8 @@ import json
 import re
 import secrets
 
-from peewee import BigIntegerField, CharField, ForeignKeyField, IntegerField, TextField, Tuple
+from peewee import (BigIntegerField, CharField, ForeignKeyField, IntegerField, TextField, Tuple,
+                    fn)
 
 from .base import BaseModel, JSONField, db, is_sqlite, write_transaction
 from .exceptions import NotFound, StaleRevision, TransitionRefused, UnknownEvent
@@ -114,15 +115,11 @@ class Session(BaseModel):
         page; keyset paging with a row value never skips or repeats a session
         while others are created.
         """
-        matching = cls.live(user_id, now)
-        if status is not None:
-            matching = matching.where(cls.status == status)
-        total = matching.count()
-        rows = matching
-        if after is not None:
-            rows = rows.where(Tuple(cls.created_at, cls.id) < Tuple(*after))
-        rows = list(rows.order_by(cls.created_at.desc(), cls.id.desc())
-                    .offset(offset or None).limit(limit + 1))
+        filtered = status is not None
+        total = COUNTS[filtered].scalar(user_id, now, status)
+        created_at, session_id = after or (None, None)
+        rows = list(PAGES[filtered, after is not None](
+            user_id, now, status, created_at, session_id, limit + 1, offset or 0))
         return rows[:limit], total, len(rows) > limit
 
     @classmethod
@@ -276,3 +273,30 @@ LIVE_BY_ID_FOR_UPDATE = Prepared(Session, lambda session_id, user_id, now: for_u
     Session.live(user_id, now).where(Session.id == session_id)))
 EVENTS_OF = Prepared(Event, lambda session_id: Event.select().where(
     Event.session == session_id).order_by(Event.sequence))
+
+
+def count_query(filtered):
+    def build(user_id, now, status):
+        query = Session.select(fn.COUNT(Session.id)).where(
+            (Session.user_id == user_id) & (Session.expires_at > now))
+        return query.where(Session.status == status) if filtered else query
+    return Prepared(Session, build)
+
+
+def page_query(filtered, after):
+    def build(user_id, now, status, created_at, session_id, limit, offset):
+        query = Session.live(user_id, now)
+        if filtered:
+            query = query.where(Session.status == status)
+        if after:
+            # A row value: an index range scan, where the OR form scans (issue: 64 ms -> 0.06).
+            query = query.where(Tuple(Session.created_at, Session.id) < Tuple(created_at,
+                                                                              session_id))
+        return (query.order_by(Session.created_at.desc(), Session.id.desc())
+                .limit(limit).offset(offset))
+    return Prepared(Session, build)
+
+
+COUNTS = {filtered: count_query(filtered) for filtered in (False, True)}
+PAGES = {(filtered, after): page_query(filtered, after)
+         for filtered in (False, True) for after in (False, True)}
