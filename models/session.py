@@ -9,7 +9,7 @@ from peewee import (BigIntegerField, CharField, ForeignKeyField, IntegerField, T
 
 from .base import BaseModel, JSONField, db, is_sqlite, write_transaction
 from .exceptions import NotFound, StaleRevision, TransitionRefused, UnknownEvent
-from .prepared import Prepared
+from .prepared import Prepared, RowWriter
 
 STATUSES = ("intake", "planning", "generating", "assembling", "completed", "failed", "cancelled")
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
@@ -102,10 +102,10 @@ class Session(BaseModel):
     def start(cls, user_id, organization_id, now, ttl_seconds, **fields):
         """Create a session in `intake` that expires `ttl_seconds` from now."""
         with write_transaction():
-            return cls.create(
+            return SESSION_ROWS.insert(cls(
                 id=new_id("sess_"), user_id=user_id, organization_id=organization_id,
                 status="intake", created_at=now, updated_at=now,
-                expires_at=now + ttl_seconds * 1000, **fields)
+                expires_at=now + ttl_seconds * 1000, **fields))
 
     @classmethod
     def page(cls, user_id, now, status=None, limit=20, offset=0, after=None):
@@ -153,7 +153,7 @@ class Session(BaseModel):
                 session.add_event(now, type="status.changed", stage=session.status,
                                   message=f"Status changed from {old_status} to {session.status}",
                                   payload={"from": old_status, "to": session.status})
-            session.save()
+            SESSION_ROWS.update(session)
             return session
 
     @classmethod
@@ -180,8 +180,7 @@ class Session(BaseModel):
         with write_transaction():
             session = cls.get_live_for_update(session_id, user_id, now)
             event = session.add_event(now, **fields)
-            cls.update(last_sequence=session.last_sequence,
-                       last_event_at=session.last_event_at).where(cls.id == session.id).execute()
+            LAST_EVENT.execute(session.last_sequence, session.last_event_at, session.id)
             return event
 
     def add_event(self, now, **fields):
@@ -193,10 +192,10 @@ class Session(BaseModel):
         fields.setdefault("stage", self.status)
         self.last_sequence += 1
         self.last_event_at = max(now, self.last_event_at)
-        return Event.create(
+        return EVENT_ROWS.insert(Event(
             id=new_id("evt_"), session=self.id, user_id=self.user_id,
             organization_id=self.organization_id, sequence=self.last_sequence,
-            created_at=self.last_event_at, **fields)
+            created_at=self.last_event_at, **fields))
 
     def events_after(self, after=None, limit=None):
         """This session's events, oldest first, after a sequence number or an event id.
@@ -300,3 +299,8 @@ def page_query(filtered, after):
 COUNTS = {filtered: count_query(filtered) for filtered in (False, True)}
 PAGES = {(filtered, after): page_query(filtered, after)
          for filtered in (False, True) for after in (False, True)}
+SESSION_ROWS = RowWriter(Session)
+EVENT_ROWS = RowWriter(Event)
+LAST_EVENT = Prepared(Session, lambda sequence, at, session_id: Session.update(
+    last_sequence=sequence, last_event_at=at).where(Session.id == session_id),
+    [Session.last_sequence, Session.last_event_at, Session.id])
