@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: serve test fuzz lint bench install dev-install clean
+.PHONY: serve test fuzz lint bench bench-scale install dev-install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ bench: dev-install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/ceiling_bench.py $(BENCH_ARGS)
+
+## bench-scale: 1,000,000 sessions and a 10,000-event log; paging, counts, worker memory
+bench-scale: dev-install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/scale_bench.py $(BENCH_ARGS)
 
 lint: dev-install
 	$(BIN)/flake8 app schemas models tests bench wsgi.py gunicorn.conf.py
