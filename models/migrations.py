@@ -38,10 +38,19 @@ def api_key_expiry(migrator):
     migrate(migrator.add_column("api_key", "expires_at", BigIntegerField(null=True)))
 
 
+def session_list_indexes(migrator):
+    """Indexes for the status-filtered page (index order, no sort) and covering counts."""
+    migrate(migrator.drop_index("session", "session_user_id_status_expires_at"),
+            migrator.add_index("session", ("user_id", "status", "created_at", "id",
+                                           "expires_at"), False),
+            migrator.add_index("session", ("user_id", "expires_at"), False))
+
+
 # (name, step) in the order they apply. Append only.
 STEPS = (
     ("0001_initial", initial),
     ("0002_api_key_expiry", api_key_expiry),
+    ("0003_session_list_indexes", session_list_indexes),
 )
 
 

@@ -66,9 +66,13 @@ class Session(BaseModel):
     last_event_at = BigIntegerField(default=0)
 
     class Meta:
+        # Measured at 1,000,000 sessions of one user (docs/benchmarks.md): the list's
+        # keyset page, the status-filtered page in index order (no sort), the counts as
+        # covering index scans, and the purge's range.
         indexes = (
             (("user_id", "created_at", "id"), False),
-            (("user_id", "status", "expires_at"), False),
+            (("user_id", "status", "created_at", "id", "expires_at"), False),
+            (("user_id", "expires_at"), False),
             (("expires_at",), False),
         )
 

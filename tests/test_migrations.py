@@ -35,6 +35,8 @@ from conftest import SESSIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 STEP_NAMES = [name for name, _ in STEPS]
+# What `migrate` prints for a database of the first release.
+LATER_STEPS = "".join(f"{name}\n" for name in STEP_NAMES[1:])
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 # An API key as the old schema stored it (no expires_at), and a session of its user.
 OLD_KEY_ID = "0123456789ab"
@@ -91,8 +93,13 @@ def run_sql(url, *statements):
 
 def make_old(url, record_initial=False):
     """Turn the database at `url` into one made before migrations: api_key without
-    expires_at, no applied_migration table (or one with only 0001_initial recorded)."""
+    expires_at, the first release's session indexes, no applied_migration table (or one
+    with only 0001_initial recorded)."""
     statements = [("ALTER TABLE api_key DROP COLUMN expires_at", ()),
+                  ("DROP INDEX session_user_id_status_created_at_id_expires_at", ()),
+                  ("DROP INDEX session_user_id_expires_at", ()),
+                  ('CREATE INDEX "session_user_id_status_expires_at" ON "session" '
+                   '("user_id", "status", "expires_at")', ()),
                   ("DROP TABLE IF EXISTS applied_migration", ())]
     if record_initial:
         statements += [
@@ -244,6 +251,24 @@ def test_old_database_is_migrated_when_the_app_starts(url, make_app, record_init
     assert_old_data_intact(app)
 
 
+def index_shapes():
+    """{table: {(columns, unique)}} of the service's tables, as the database has them."""
+    with db.connection_context():
+        return {model._meta.table_name: {(tuple(index.columns), index.unique)
+                                         for index in db.get_indexes(model._meta.table_name)}
+                for model in MODELS}
+
+
+def test_a_migrated_database_has_the_indexes_of_a_fresh_one(url, make_app):
+    make_app()
+    fresh = index_shapes()
+    assert (("user_id", "status", "created_at", "id", "expires_at"), False) in fresh["session"]
+    build_old_database(url)
+    assert (("user_id", "status", "expires_at"), False) in index_shapes()["session"]
+    make_app()
+    assert index_shapes() == fresh
+
+
 @pytest.mark.parametrize("record_initial", [False, True], ids=["no-record", "0001-recorded"])
 def test_migrated_database_takes_expiring_keys(url, make_app, record_initial):
     build_old_database(url, record_initial)
@@ -268,8 +293,8 @@ def test_migrate_applies_and_prints_the_missing_steps(url, make_app, record_init
     assert "expires_at" not in api_key_columns()
 
     result = invoke_ok(runner, "migrate")
-    assert result.stdout == "0002_api_key_expiry\n"
-    assert "1 migration steps applied" in result.stderr
+    assert result.stdout == LATER_STEPS
+    assert f"{len(STEP_NAMES) - 1} migration steps applied" in result.stderr
     assert "expires_at" in api_key_columns()
     assert_all_applied(runner)
 
@@ -286,7 +311,7 @@ def test_init_db_migrates_an_old_database(url, make_app, record_initial):
     make_old(url, record_initial)
     result = invoke_ok(runner, "init-db")
     assert result.stdout == ""
-    assert "(1 migration steps applied)" in result.stderr
+    assert f"({len(STEP_NAMES) - 1} migration steps applied)" in result.stderr
     assert "expires_at" in api_key_columns()
     assert_all_applied(runner)
 
@@ -296,7 +321,7 @@ def test_old_data_survives_migrate_run_by_hand(url, make_app):
     app = make_app()
     runner = app.test_cli_runner()
     make_old(url)  # old again under the running app: `migrate` does the work this time
-    assert invoke_ok(runner, "migrate").stdout == "0002_api_key_expiry\n"
+    assert invoke_ok(runner, "migrate").stdout == LATER_STEPS
     assert_all_applied(runner)
     assert_old_data_intact(app)
 
@@ -318,7 +343,7 @@ def test_flask_migrate_on_an_old_database_prints_the_steps_it_applies(url, tmp_p
     assert re.search(r"^0002_api_key_expiry  pending$", status.stdout, re.M), status.stdout
     result = flask(url, tmp_path, "migrate")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "0002_api_key_expiry\n"
+    assert result.stdout == LATER_STEPS
 
 
 def test_flask_migrate_leaves_an_old_database_up_to_date(url, tmp_path, make_app):
