@@ -4,8 +4,8 @@ import json
 import re
 import secrets
 
-from peewee import (SQL, BigIntegerField, CharField, ForeignKeyField, IntegerField, TextField,
-                    Tuple, fn)
+from peewee import (SQL, BigIntegerField, CharField, ForeignKeyField, IntegerField, NodeList,
+                    TextField, Tuple, fn)
 
 from .base import BaseModel, JSONField, db, is_sqlite, write_transaction
 from .exceptions import NotFound, StaleRevision, TransitionRefused, UnknownEvent
@@ -277,18 +277,34 @@ EVENT_SEQUENCE = Prepared(Event, lambda session_id, event_id: Event.select(Event
     (Event.session == session_id) & (Event.id == event_id)))
 
 
+def not_by_index(field):
+    """`+field`: the same value, but SQLite will not pick an index for this term.
+
+    Without statistics SQLite's planner prefers the (user_id, expires_at) range for
+    a page, then sorts all the user's sessions (2 s at 1M rows); kept off that index,
+    it walks the index in the page's order instead (0.2 ms). PostgreSQL reads it as
+    the plain value.
+    """
+    return NodeList((SQL("+"), field), glue="")
+
+
 def count_query(filtered):
     def build(user_id, now, status):
-        # COUNT(*), not COUNT(id): the index alone answers it (1.4 s -> 0.13 s at 1M rows).
-        query = Session.select(fn.COUNT(SQL("*"))).where(
-            (Session.user_id == user_id) & (Session.expires_at > now))
-        return query.where(Session.status == status) if filtered else query
+        # COUNT(*), not COUNT(id): an index alone answers it (1.4 s -> 0.09 s at 1M rows):
+        # (user_id, expires_at) for all, (user_id, status, ..., expires_at) for one status.
+        if not filtered:
+            return Session.select(fn.COUNT(SQL("*"))).where(
+                (Session.user_id == user_id) & (Session.expires_at > now))
+        return Session.select(fn.COUNT(SQL("*"))).where(
+            (Session.user_id == user_id) & (Session.status == status)
+            & (not_by_index(Session.expires_at) > now))
     return Prepared(Session, build)
 
 
 def page_query(filtered, after):
     def build(user_id, now, status, created_at, session_id, limit, offset):
-        query = Session.live(user_id, now)
+        query = Session.select().where(
+            (Session.user_id == user_id) & (not_by_index(Session.expires_at) > now))
         if filtered:
             query = query.where(Session.status == status)
         if after:
