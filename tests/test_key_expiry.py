@@ -13,6 +13,7 @@ import pytest
 from models import ApiKey, db
 
 from conftest import SESSIONS, assert_error
+from test_cli import invoke, invoke_ok, public_id  # the CLI helpers, shared
 
 # The conftest clock starts at 2026-11-23T09:15:30.123Z.
 START_MS = 1_795_425_330_123
@@ -27,20 +28,6 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 def bearer(key):
     return {"Authorization": f"Bearer {key}"}
-
-
-def public_id(key):
-    return key.removeprefix("gsk_").partition("_")[0]
-
-
-def invoke(runner, args):
-    return runner.invoke(args=args)
-
-
-def invoke_ok(runner, *args):
-    result = invoke(runner, list(args))
-    assert result.exit_code == 0, (result.exit_code, result.output, result.exception)
-    return result
 
 
 def create_key(runner, *options):
