@@ -74,6 +74,15 @@ def runner(app):
 
 
 @pytest.fixture
+def instance(app, tmp_path, monkeypatch):
+    """Point the app's instance folder at a temporary one (never the real instance/)."""
+    folder = tmp_path / "instance"
+    folder.mkdir()
+    monkeypatch.setattr(app, "instance_path", str(folder))
+    return folder
+
+
+@pytest.fixture
 def make_key(app):
     """Create an API key through the real key model; return its Authorization headers."""
     def make(user_id="user_1", organization_id="org_1", scope="write"):

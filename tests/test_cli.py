@@ -216,15 +216,6 @@ def test_revoke_key_needs_an_id(runner):
 
 # --- dev-key -------------------------------------------------------------------------------
 
-@pytest.fixture
-def instance(app, tmp_path, monkeypatch):
-    """Point the app's instance folder at a temporary one (never the real instance/)."""
-    folder = tmp_path / "instance"
-    folder.mkdir()
-    monkeypatch.setattr(app, "instance_path", str(folder))
-    return folder
-
-
 def test_dev_key_writes_the_key_file(runner, instance):
     key = invoke_ok(runner, "dev-key").stdout.strip()
     assert KEY_PATTERN.fullmatch(key)

@@ -188,14 +188,6 @@ def test_revoking_an_expired_key_works_and_shows_revoked(runner, client, clock):
 
 # --- dev-key --------------------------------------------------------------------------------
 
-@pytest.fixture
-def instance(app, tmp_path, monkeypatch):
-    """Point the app's instance folder at a temporary one (never the real instance/)."""
-    folder = tmp_path / "instance"
-    folder.mkdir()
-    monkeypatch.setattr(app, "instance_path", str(folder))
-    return folder
-
 
 def test_dev_key_never_expires(runner, client, clock, instance):
     key = invoke_ok(runner, "dev-key").stdout.strip()
