@@ -21,12 +21,12 @@ def create_app(config=None):
 
     from . import api, auth, cli, errors, health, http, logs, openapi, purge, ratelimit, security
     from .db import init_db
+    from .envelope import Envelope
 
     logs.configure_logging()
     http.register_http(app)
     security.init_security(app)
     auth.init_auth(app)
-    logs.register_access_log(app)
     init_db(app)
     purge.init_purge(app)
     ratelimit.init_rate_limit(app)
@@ -36,4 +36,6 @@ def create_app(config=None):
     app.register_blueprint(openapi.docs_bp)
     errors.register_error_handlers(app)
     cli.register_cli(app)
+    # Request id, security headers and the access line, around everything the app answers.
+    app.wsgi_app = Envelope(app.wsgi_app)
     return app

@@ -15,6 +15,7 @@ from models.api_key import KEY_PREFIX
 from . import clock
 from .errors import ApiError
 from .http import openapi_info
+from .logs import PRINCIPAL_KEY
 from .tokens import TokenRefused, TokenVerifier
 
 TOKENS_EXTENSION = "gensessions_tokens"
@@ -72,7 +73,7 @@ def current_principal():
         token = credential_from_header(header)
         if not token:
             raise unauthorized("Malformed Authorization header; send Authorization: Bearer <key>")
-        g.principal = resolve_principal(token, clock.now_ms())
+        g.principal = request.environ[PRINCIPAL_KEY] = resolve_principal(token, clock.now_ms())
     return g.principal
 
 

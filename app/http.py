@@ -5,7 +5,7 @@ import uuid
 from functools import wraps
 
 import orjson
-from flask import g, request
+from flask import request
 from flask.json.provider import JSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -155,19 +155,12 @@ def if_match():
     return request.if_match.contains
 
 
-def assign_request_id():
-    """Keep the client's X-Request-Id when it is sane, else make one."""
-    given = request.headers.get("X-Request-Id", "")
-    g.request_id = given if REQUEST_ID_PATTERN.match(given) else uuid.uuid4().hex
-
-
-def add_request_id(response):
-    response.headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
-    return response
+def request_id_of(environ):
+    """The client's X-Request-Id when it is sane, else a new one."""
+    given = environ.get("HTTP_X_REQUEST_ID", "")
+    return given if REQUEST_ID_PATTERN.match(given) else uuid.uuid4().hex
 
 
 def register_http(app):
-    """Install the JSON provider and the request-id hooks on the app."""
+    """Install the JSON provider on the app."""
     app.json = OrjsonProvider(app)
-    app.before_request(assign_request_id)
-    app.after_request(add_request_id)

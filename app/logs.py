@@ -5,9 +5,10 @@ import sys
 import time
 
 import orjson
-from flask import g, request
 
 LOGGER = "gensessions"
+# Where the authenticated caller is kept on the WSGI environment, for the access line.
+PRINCIPAL_KEY = "gensessions.principal"
 access_log = logging.getLogger(f"{LOGGER}.access")
 
 
@@ -50,28 +51,29 @@ class LineHandler(logging.Handler):
             self.handleError(record)
 
 
-def start_timer():
-    g.started = time.perf_counter()
+def log_request(environ, status, started, request_id):
+    """One JSON line per request; never the credential, the body or the query string.
 
-
-def log_request(response):
-    """One JSON line per request; never the credential, the body or the query string."""
-    principal = g.get("principal")
+    `environ` is the request's WSGI environment (the caller is on it as PRINCIPAL_KEY once
+    authenticated), `status` the answer's status code, `started` its perf_counter() start.
+    """
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    principal = environ.get(PRINCIPAL_KEY)
     access_log.info(orjson.dumps({
-        "method": request.method,
-        "path": request.path[:256],
-        "status": response.status_code,
-        "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter()))
-                             * 1000, 2),
-        "request_id": g.get("request_id"),
+        "method": environ.get("REQUEST_METHOD"),
+        "path": request_path(environ)[:256],
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        "request_id": request_id,
         "user_id": principal.user_id if principal else None,
         "credential": principal.credential_id if principal else None,
-        "remote_addr": request.remote_addr,
+        "remote_addr": environ.get("REMOTE_ADDR"),
         "pid": os.getpid(),
     }).decode())
-    return response
 
 
-def register_access_log(app):
-    app.before_request(start_timer)
-    app.after_request(log_request)
+def request_path(environ):
+    """The path as Flask's request.path has it (PATH_INFO's bytes read as UTF-8)."""
+    path = environ.get("PATH_INFO") or ""
+    return "/" + path.encode("latin-1").decode("utf-8", "replace").lstrip("/")

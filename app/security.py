@@ -1,7 +1,6 @@
 """Response headers fit for a JSON API, and CORS for browser clients (off by default)."""
 import re
 
-from flask import request
 from flask_cors import CORS
 
 # A JSON answer is never a page: nothing in it may load, run or be framed.
@@ -18,15 +17,22 @@ CORS_EXPOSE_HEADERS = ["ETag", "Location", "X-Request-Id", "Idempotent-Replayed"
 CORS_MAX_AGE = 600
 
 
-def add_security_headers(response):
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    if response.mimetype != "text/html":
-        response.headers.setdefault("Content-Security-Policy", JSON_POLICY)
+def security_headers(environ, headers):
+    """The headers to add to an answer's `headers` (WSGI name-value pairs) that it lacks."""
+    present = {name.lower(): value for name, value in headers}
+    added = []
+    if "x-content-type-options" not in present:
+        added.append(("X-Content-Type-Options", "nosniff"))
+    if "referrer-policy" not in present:
+        added.append(("Referrer-Policy", "no-referrer"))
+    mimetype = present.get("content-type", "").partition(";")[0].strip().lower()
+    if mimetype != "text/html" and "content-security-policy" not in present:
+        added.append(("Content-Security-Policy", JSON_POLICY))
     # What one caller was shown must not be kept by a cache and shown to another.
-    if "Authorization" in request.headers or request.path.startswith("/v1/"):
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
+    if "cache-control" not in present and (
+            "HTTP_AUTHORIZATION" in environ or environ.get("PATH_INFO", "").startswith("/v1/")):
+        added.append(("Cache-Control", "no-store"))
+    return added
 
 
 def parse_origins(value):
@@ -45,7 +51,6 @@ def parse_origins(value):
 
 
 def init_security(app):
-    app.after_request(add_security_headers)
     origins = parse_origins(app.config.get("CORS_ORIGINS"))
     if origins is None:
         return
