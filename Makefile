@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: serve test fuzz lint bench bench-scale install dev-install clean
+.PHONY: serve test fuzz lint bench bench-scale bench-jsonserver install dev-install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ bench-scale: dev-install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/scale_bench.py $(BENCH_ARGS)
+
+## bench-jsonserver: POST create against json-server 0.17's POST on a 100-record store (needs
+## node and npm; json-server goes under bench/.jsonserver/); JSON in docs/bench/jsonserver.json
+bench-jsonserver: dev-install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/jsonserver_bench.py $(BENCH_ARGS)
 
 lint: dev-install
 	$(BIN)/flake8 app schemas models tests bench wsgi.py gunicorn.conf.py

@@ -65,8 +65,9 @@ def best_of(repeat, base, script, connections, duration):
 
 def run_wrk(base, script, connections, duration):
     """Run wrk; return {rps, p50, p99, non_2xx}."""
+    threads = str(min(2, connections))  # wrk refuses more threads than connections
     out = subprocess.run(
-        ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{duration}s", "--latency",
+        ["wrk", "-t", threads, "-c", str(connections), "-d", f"{duration}s", "--latency",
          "-s", script, base], capture_output=True, text=True, check=True).stdout
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)

@@ -43,8 +43,8 @@ def gunicorn(workdir, app="wsgi:app", **settings):
                 try:
                     if requests.get(base + "/healthz", timeout=1).ok:
                         break
-                except requests.ConnectionError:
-                    pass
+                except (requests.ConnectionError, requests.Timeout):
+                    pass  # not listening yet, or a worker still migrating a fresh file
                 if time.monotonic() > deadline:
                     raise SystemExit(f"gunicorn did not start; see {log_path}")
                 time.sleep(0.1)
