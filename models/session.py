@@ -7,7 +7,7 @@ import secrets
 from peewee import (SQL, BigIntegerField, CharField, ForeignKeyField, IntegerField, NodeList,
                     TextField, Tuple, fn)
 
-from .base import BaseModel, JSONField, db, is_sqlite, write_transaction
+from .base import BaseModel, JSONField, db, is_sqlite, write_transaction, writes
 from .exceptions import NotFound, StaleRevision, TransitionRefused, UnknownEvent
 from .prepared import Prepared, RowWriter
 
@@ -105,13 +105,13 @@ class Session(BaseModel):
         return session
 
     @classmethod
+    @writes
     def start(cls, user_id, organization_id, now, ttl_seconds, **fields):
         """Create a session in `intake` that expires `ttl_seconds` from now."""
-        with write_transaction():
-            return SESSION_ROWS.insert(cls(
-                id=new_id("sess_"), user_id=user_id, organization_id=organization_id,
-                status="intake", created_at=now, updated_at=now,
-                expires_at=now + ttl_seconds * 1000, **fields))
+        return SESSION_ROWS.insert(cls(
+            id=new_id("sess_"), user_id=user_id, organization_id=organization_id,
+            status="intake", created_at=now, updated_at=now,
+            expires_at=now + ttl_seconds * 1000, **fields))
 
     @classmethod
     def page(cls, user_id, now, status=None, limit=20, offset=0, after=None):
@@ -129,6 +129,7 @@ class Session(BaseModel):
         return rows[:limit], total, len(rows) > limit
 
     @classmethod
+    @writes
     def update_live(cls, session_id, user_id, now, changes, if_match=None):
         """Apply a PATCH to the caller's session and return it.
 
@@ -137,30 +138,29 @@ class Session(BaseModel):
         StaleRevision (If-Match names an old revision) or TransitionRefused
         (a terminal session asked to change status).
         """
-        with write_transaction():
-            session = cls.get_live_for_update(session_id, user_id, now)
-            if if_match is not None and not if_match(session.etag):
-                raise StaleRevision()
-            if "product_object" in changes and "product_object_hash" not in changes:
-                changes["product_object_hash"] = canonical_hash(changes["product_object"])
-            old_status = session.status
-            # Setting the current status again is a no-op, not a change.
-            changed = {name: value for name, value in changes.items()
-                       if name != "status" or value != old_status}
-            if not changed:
-                return session
-            if "status" in changed and old_status in TERMINAL_STATUSES:
-                raise TransitionRefused(old_status, changed["status"])
-            for name, value in changed.items():
-                setattr(session, name, value)
-            session.updated_at = max(now, session.updated_at + 1)
-            session.revision += 1
-            if "status" in changed:
-                session.add_event(now, type="status.changed", stage=session.status,
-                                  message=f"Status changed from {old_status} to {session.status}",
-                                  payload={"from": old_status, "to": session.status})
-            SESSION_ROWS.update(session)
+        session = cls.get_live_for_update(session_id, user_id, now)
+        if if_match is not None and not if_match(session.etag):
+            raise StaleRevision()
+        if "product_object" in changes and "product_object_hash" not in changes:
+            changes["product_object_hash"] = canonical_hash(changes["product_object"])
+        old_status = session.status
+        # Setting the current status again is a no-op, not a change.
+        changed = {name: value for name, value in changes.items()
+                   if name != "status" or value != old_status}
+        if not changed:
             return session
+        if "status" in changed and old_status in TERMINAL_STATUSES:
+            raise TransitionRefused(old_status, changed["status"])
+        for name, value in changed.items():
+            setattr(session, name, value)
+        session.updated_at = max(now, session.updated_at + 1)
+        session.revision += 1
+        if "status" in changed:
+            session.add_event(now, type="status.changed", stage=session.status,
+                              message=f"Status changed from {old_status} to {session.status}",
+                              payload={"from": old_status, "to": session.status})
+        SESSION_ROWS.update(session)
+        return session
 
     @classmethod
     def get_live_for_update(cls, session_id, user_id, now):
@@ -171,23 +171,23 @@ class Session(BaseModel):
         return session
 
     @classmethod
+    @writes
     def delete_live(cls, session_id, user_id, now, if_match=None):
         """Delete the caller's session and its events; raises NotFound or StaleRevision."""
-        with write_transaction():
-            session = cls.get_live_for_update(session_id, user_id, now)
-            if if_match is not None and not if_match(session.etag):
-                raise StaleRevision()
-            Event.delete().where(Event.session == session.id).execute()
-            session.delete_instance()
+        session = cls.get_live_for_update(session_id, user_id, now)
+        if if_match is not None and not if_match(session.etag):
+            raise StaleRevision()
+        Event.delete().where(Event.session == session.id).execute()
+        session.delete_instance()
 
     @classmethod
+    @writes
     def append_event(cls, session_id, user_id, now, **fields):
         """Append an event to the caller's session and return it; raises NotFound."""
-        with write_transaction():
-            session = cls.get_live_for_update(session_id, user_id, now)
-            event = session.add_event(now, **fields)
-            LAST_EVENT.execute(session.last_sequence, session.last_event_at, session.id)
-            return event
+        session = cls.get_live_for_update(session_id, user_id, now)
+        event = session.add_event(now, **fields)
+        LAST_EVENT.execute(session.last_sequence, session.last_event_at, session.id)
+        return event
 
     def add_event(self, now, **fields):
         """Insert the next event of this session (the caller holds the write lock).
