@@ -144,6 +144,10 @@ class WriterQueue:
     def held_here(self):
         return self.owner == threading.get_ident()
 
+    def thread_turn(self):
+        """This process's threads, one at a time (without the file lock)."""
+        return self._threads
+
 
 writers = WriterQueue()
 
@@ -196,11 +200,14 @@ class GroupCommit:
         entry = PendingWrite(work)
         with self._pending_lock:
             self._pending.append(entry)
-        with writers:
+        # Threads take turns on the thread lock alone; only one whose work nobody has
+        # committed yet goes on to the file lock (other processes) and leads a group.
+        with writers.thread_turn():
             if not entry.finished:
-                with self._pending_lock:
-                    batch, self._pending = self._pending, []
-                self.commit(batch)
+                with writers:
+                    with self._pending_lock:
+                        batch, self._pending = self._pending, []
+                    self.commit(batch)
         return entry.outcome()
 
     @staticmethod

@@ -1,7 +1,7 @@
 """Idempotency-Key records: the first answer to a POST, replayed to its retries."""
 from peewee import BigIntegerField, CharField, IntegerField, TextField
 
-from .base import BaseModel, JSONField, write_transaction
+from .base import BaseModel, JSONField, write_transaction, writes
 from .exceptions import IdempotencyConflict
 
 RETENTION_MS = 24 * 3600 * 1000
@@ -48,12 +48,14 @@ class IdempotencyRecord(BaseModel):
         return record
 
     @classmethod
+    @writes
     def complete(cls, user_id, key, status, body, headers):
         """Store the answer of a keyed request for its retries."""
         (cls.update(response_status=status, response_body=body, response_headers=headers)
          .where((cls.user_id == user_id) & (cls.key == key)).execute())
 
     @classmethod
+    @writes
     def release(cls, user_id, key):
         """Forget a keyed request that did not succeed, so that a retry runs it again."""
         cls.delete().where((cls.user_id == user_id) & (cls.key == key)
