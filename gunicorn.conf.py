@@ -5,11 +5,13 @@ Every value can be overridden on the command line or with GUNICORN_CMD_ARGS.
 import os
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
-# Two processes fit a 2-core host; threads keep slow clients from blocking a worker.
+# Two processes fit a 2-core host; threads keep slow clients from blocking a worker,
+# and 8 of them let more SQLite writes share one commit (docs/benchmarks.md: writes
+# +10%, reads and PostgreSQL the same as with 4).
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # gthread with a read timeout (app/gunicorn_worker.py): a stalled client frees its thread.
 worker_class = "app.gunicorn_worker.ReadTimeoutThreadWorker"
-threads = int(os.environ.get("THREADS", "4"))
+threads = int(os.environ.get("THREADS", "8"))
 # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads connections
 # evenly between workers. On one shared socket, a burst of keep-alive connections all
 # landed on whichever worker accepted first (16 of 16 in half the runs measured): one

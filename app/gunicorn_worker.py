@@ -1,5 +1,5 @@
 """gunicorn's gthread worker with a read timeout, so a client that stalls mid-request
-cannot keep a worker thread (2 workers x 4 threads would otherwise be 8 stalled sockets
+cannot keep a worker thread (2 workers x 8 threads would otherwise be 16 stalled sockets
 from unresponsive).
 
 gunicorn waits for a new connection's first bytes without committing a thread, but then
