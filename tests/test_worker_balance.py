@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import pathlib
+import re
 import socket
 import subprocess
 import sys
@@ -52,6 +53,7 @@ def test_a_burst_of_keep_alive_connections_is_served_by_both_workers(tmp_path):
                        for _ in range(CONNECTIONS)]
         for connection in connections:
             connection.connect()
+        request_ids = []
         for _ in range(3):
             for connection in connections:
                 connection.request("GET", "/v1/products/generation/sessions",
@@ -59,12 +61,16 @@ def test_a_burst_of_keep_alive_connections_is_served_by_both_workers(tmp_path):
                 response = connection.getresponse()
                 response.read()
                 assert response.status == 200
+                request_ids.append(response.getheader("X-Request-Id"))
         for connection in connections:
             connection.close()
         # Each of the 16 connections picks a worker at random: all on one has odds 2**-15.
         pids = wait_until(lambda: len(access_pids(server.log(start))) == 2, 10,
                           "access lines from both workers")
         assert pids
+        # Ids the server made: uuid4().hex's form, and no two alike across both workers.
+        assert all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in request_ids), request_ids
+        assert len(set(request_ids)) == len(request_ids) == 3 * CONNECTIONS
 
 
 def test_a_unix_socket_bind_still_serves(tmp_path):
