@@ -73,6 +73,7 @@ class Prepared:
             if not isinstance(field, STORED_AS_IS):
                 converters.append((n, field.python_value))
         model = self.model
+        new = object.__new__
         made = []
         for row in rows:
             if converters:
@@ -80,8 +81,11 @@ class Prepared:
                 for n, convert in converters:
                     if row[n] is not None:
                         row[n] = convert(row[n])
-            instance = model(__no_default__=1)
+            # What Model(__no_default__=1) sets up, without its keyword processing.
+            instance = new(model)
             instance.__data__ = dict(zip(names, row))
+            instance._dirty = set()
+            instance.__rel__ = {}
             made.append(instance)
         return made
 

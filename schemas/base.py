@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from functools import lru_cache, partial
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from peewee import FieldAccessor
 
 MAX_JSON_DEPTH = 64
 
@@ -177,13 +178,37 @@ def timestamp_or_none(ms):
 
 def dump_with(steps, obj):
     """What Schema.dump gives for `obj` (a model or a dict); absent attributes are left out."""
-    get = obj.get if isinstance(obj, dict) else partial(getattr, obj)
+    if isinstance(obj, dict):
+        get = obj.get
+    else:
+        stored = stored_fields(type(obj))
+        if stored:
+            data = obj.__data__
+
+            def get(attribute, missing):
+                # A peewee field reads its value from __data__ (None when unset).
+                if attribute in stored:
+                    return data.get(attribute)
+                return getattr(obj, attribute, missing)
+        else:
+            get = partial(getattr, obj)
     result = {}
     for attribute, key, convert in steps:
         value = get(attribute, MISSING)
         if value is not MISSING:
             result[key] = value if convert is None or value is None else convert(value)
     return result
+
+
+@lru_cache(maxsize=None)
+def stored_fields(cls):
+    """Names of a peewee model's fields read straight from `__data__` (what their accessor
+    does; foreign keys excepted, whose accessor loads the related row); empty otherwise."""
+    meta = getattr(cls, "_meta", None)
+    if not isinstance(getattr(meta, "fields", None), dict):
+        return frozenset()
+    return frozenset(name for name, field in meta.fields.items()
+                     if type(field).accessor_class is FieldAccessor)
 
 
 class Timestamp(fields.Field):
