@@ -3,6 +3,9 @@
 Every value can be overridden on the command line or with GUNICORN_CMD_ARGS.
 """
 import os
+import socket
+import sys
+import time
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 # Two processes fit a 2-core host; threads keep slow clients from blocking a worker,
@@ -30,10 +33,39 @@ errorlog = "-"
 
 def on_starting(server):
     """Keep one shared socket where per-worker ones cannot be made: a unix socket path,
-    an inherited descriptor (fd://, systemd socket activation, a re-exec)."""
+    an inherited descriptor (fd://, systemd socket activation, a re-exec), port 0.
+
+    Otherwise refuse to start when something already listens on the address, as a
+    shared socket would: with SO_REUSEPORT a second server of the same user would
+    bind too and silently take half of the first one's connections.
+    """
     inherited = os.environ.get("LISTEN_FDS") or os.environ.get("GUNICORN_FD")
-    if inherited or any(not isinstance(address, tuple) for address in server.cfg.address):
+    addresses = server.cfg.address
+    if inherited or any(not isinstance(address, tuple) or address[1] == 0
+                        for address in addresses):
         server.cfg.set("reuse_port", False)
+        return
+    for address in addresses:
+        for attempt in range(5):  # as gunicorn retries a bind: a server may be stopping
+            if address_free(address):
+                break
+            server.log.error("Connection in use: %s", address)
+            time.sleep(1)
+        else:
+            server.log.error("Can't connect to %s", address)
+            sys.exit(1)
+
+
+def address_free(address):
+    """Whether a socket without SO_REUSEPORT could bind `address` (no one listens there)."""
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError:
+            return False
+    return True
 
 
 def post_worker_init(worker):

@@ -73,6 +73,25 @@ def test_a_burst_of_keep_alive_connections_is_served_by_both_workers(tmp_path):
         assert len(set(request_ids)) == len(request_ids) == 3 * CONNECTIONS
 
 
+def test_a_second_server_on_the_same_address_refuses_to_start(tmp_path):
+    """SO_REUSEPORT would let it bind and take half the first one's connections."""
+    (tmp_path / "first").mkdir()
+    with start_gunicorn(tmp_path / "first", workers=2) as server:
+        env = {name: value for name, value in os.environ.items() if name not in UNSET}
+        env.update(DATABASE_URL=str(tmp_path / "second.db"), INSTANCE_PATH=str(tmp_path),
+                   RATE_LIMIT="off", PURGE_SCHEDULE="off")
+        second = subprocess.run(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind",
+             server.url.removeprefix("http://"), "wsgi:app"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+        assert second.returncode != 0
+        assert "Connection in use" in second.stderr
+        assert "Booting worker" not in second.stderr
+        port = int(server.url.rsplit(":", 1)[1])
+        assert listening_sockets(port) == 2  # the first server's two, nothing more
+        assert server.healthy()
+
+
 def test_a_unix_socket_bind_still_serves(tmp_path):
     path = tmp_path / "gensessions.sock"
     env = {name: value for name, value in os.environ.items() if name not in UNSET}
