@@ -14,6 +14,7 @@ plot (PNG) beside it.
 """
 import argparse
 import json
+import os
 import pathlib
 import platform
 import re
@@ -55,17 +56,32 @@ def to_ms(text):
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def best_of(repeat, base, script, connections, duration):
+def best_of(repeat, base, script, connections, duration, server_pid=None):
     """The run with the most req/s of `repeat` (this VM's neighbours steal CPU now and then);
     non-2xx answers are counted over all of them."""
-    runs = [run_wrk(base, script, connections, duration) for _ in range(repeat)]
+    runs = [run_wrk(base, script, connections, duration, server_pid) for _ in range(repeat)]
     best = max(runs, key=lambda run: run["rps"])
     return {**best, "non_2xx": sum(run["non_2xx"] for run in runs), "runs": len(runs)}
 
 
-def run_wrk(base, script, connections, duration):
-    """Run wrk; return {rps, p50, p99, non_2xx}."""
+def workers_cpu_s(server_pid):
+    """CPU seconds (user + system) used so far by the gunicorn's workers (from /proc)."""
+    children = pathlib.Path(f"/proc/{server_pid}/task/{server_pid}/children")
+    total = 0.0
+    for pid in children.read_text().split():
+        try:
+            fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def run_wrk(base, script, connections, duration, server_pid=None):
+    """Run wrk; return {rps, p50, p99, non_2xx} and, given the gunicorn's pid,
+    worker_us (its workers' CPU time per request)."""
     threads = str(min(2, connections))  # wrk refuses more threads than connections
+    cpu_before = workers_cpu_s(server_pid) if server_pid else None
     out = subprocess.run(
         ["wrk", "-t", threads, "-c", str(connections), "-d", f"{duration}s", "--latency",
          "-s", script, base], capture_output=True, text=True, check=True).stdout
@@ -74,10 +90,14 @@ def run_wrk(base, script, connections, duration):
     non_2xx = int(bad.group(1)) if bad else 0
     if errors:
         non_2xx += sum(int(n) for n in re.findall(r"\d+", errors.group(0)))
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50": to_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
-            "p99": to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
-            "non_2xx": non_2xx}
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+              "p50": to_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
+              "p99": to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
+              "non_2xx": non_2xx}
+    if server_pid:
+        served = int(re.search(r"(\d+) requests in", out).group(1))
+        result["worker_us"] = (workers_cpu_s(server_pid) - cpu_before) / served * 1e6
+    return result
 
 
 def write_script(workdir, name, key, method, paths, body=None):
@@ -117,12 +137,13 @@ def service_scripts(workdir, key, ids):
 
 def measure(args, workdir):
     results = []
-    with gunicorn(workdir, app="bench.hello:app") as (base, _):
+    with gunicorn(workdir, app="bench.hello:app") as (base, env):
         script = write_script(workdir, "hello", "-", "GET", ["/hello"])
         run_wrk(base, script, 16, WARM_UP_S)  # fresh workers: imports, caches, CPU clocks
         for connections in args.concurrency:
             results.append({"endpoint": "hello", "connections": connections,
-                            **best_of(args.repeat, base, script, connections, args.duration)})
+                            **best_of(args.repeat, base, script, connections, args.duration,
+                                      int(env["GUNICORN_PID"]))})
             print(f"hello c{connections}: {results[-1]}", file=sys.stderr)
     settings = {"DATABASE_URL": args.database_url} if args.database_url else {}
     with gunicorn(workdir, **settings) as (base, env):
@@ -133,7 +154,7 @@ def measure(args, workdir):
             for connections in args.concurrency:
                 results.append({"endpoint": endpoint, "connections": connections,
                                 **best_of(args.repeat, base, scripts[endpoint], connections,
-                                          args.duration)})
+                                          args.duration, int(env["GUNICORN_PID"]))})
                 print(f"{endpoint} c{connections}: {results[-1]}", file=sys.stderr)
     ceiling = {r["connections"]: r for r in results if r["endpoint"] == "hello"}
     for result in results:
@@ -145,12 +166,12 @@ def measure(args, workdir):
 
 def table(results):
     lines = ["| endpoint | clients | req/s | ratio | target | p50 ms | p99 ms | p99 / ceiling's "
-             "| non-2xx |", "|---|---|---|---|---|---|---|---|---|"]
+             "| worker CPU us/req | non-2xx |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         target = "-" if r["endpoint"] == "hello" else f">= {TARGETS[r['endpoint']][0]}"
         lines.append(f"| {LABELS[r['endpoint']]} | {r['connections']} | {r['rps']:,.0f} "
                      f"| {r['ratio']:.2f} | {target} | {r['p50']:.1f} | {r['p99']:.1f} "
-                     f"| {r['p99_ratio']:.1f}x | {r['non_2xx']} |")
+                     f"| {r['p99_ratio']:.1f}x | {r.get('worker_us', 0):.0f} | {r['non_2xx']} |")
     return "\n".join(lines)
 
 
