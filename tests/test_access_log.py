@@ -134,7 +134,7 @@ def test_no_record_holds_the_credential(client, make_key, caplog):
     text = all_records(caplog)
     assert access_lines(caplog), "no access record captured"
     assert key not in text
-    assert key.rpartition("_")[2] not in text
+    assert key.split("_", 2)[2] not in text
     assert "Bearer" not in text
 
 
@@ -214,5 +214,5 @@ def test_gunicorn_log_never_holds_the_key_or_the_query(served):
     _, key, _, server = served
     whole = server.log()
     assert key not in whole
-    assert key.rpartition("_")[2] not in whole
+    assert key.split("_", 2)[2] not in whole
     assert "QuerySecret" not in whole
