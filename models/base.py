@@ -175,10 +175,11 @@ class GroupCommit:
     On SQLite each commit pays an fsync of the WAL (synchronous=FULL), and commits are
     one at a time: that fsync bounded every kind of write. A thread that wants to write
     puts its work in `pending` and queues in `writers`; whoever gets the lock runs all
-    the pending work in one transaction (each piece in its own savepoint, so one that
-    fails undoes only itself), commits once, and hands each waiting thread its own result
-    or exception. No one returns before the commit that holds its write, so an answered
-    write is on disk as before; only the fsync is shared.
+    the pending work in one transaction (when a piece fails, the transaction is run again
+    with each piece in its own savepoint, so that one that fails undoes only itself),
+    commits once, and hands each waiting thread its own result or exception. No one
+    returns before the commit that holds its write, so an answered write is on disk as
+    before; only the fsync is shared.
 
     The work runs on the committing thread, so it must depend on nothing of its caller's
     thread but its arguments (the models' write methods take everything as arguments and
@@ -212,18 +213,27 @@ class GroupCommit:
 
     @staticmethod
     def commit(batch):
+        """Run `batch` in one transaction: all pieces at once, and if one of several fails,
+        again each in its own savepoint. (A savepoint around every piece is two statements
+        more each, prepared anew every time since peewee names each savepoint with a fresh
+        uuid4, for failures that are rare.)"""
         committed = False
         try:
-            with db.atomic("IMMEDIATE"):
+            try:
+                with db.atomic("IMMEDIATE"):
+                    for entry in batch:
+                        entry.result = entry.work()
+            except Exception:
                 if len(batch) == 1:
-                    batch[0].result = batch[0].work()
-                else:
+                    raise
+                # Rolled back whole: nothing of the batch was written. Again, apart.
+                with db.atomic("IMMEDIATE"):
                     for entry in batch:
                         try:
                             with db.atomic():
-                                entry.result = entry.work()
+                                entry.result, entry.error = entry.work(), None
                         except Exception as error:
-                            entry.error = error
+                            entry.result, entry.error = None, error
             committed = True
         except Exception as error:
             # The transaction failed as a whole (or the only piece of work raised).

@@ -130,17 +130,14 @@ class Prepared:
 
 
 class RowWriter:
-    """INSERT and UPDATE (by primary key) of whole rows of `model`, as kept SQL."""
+    """INSERT of whole rows of `model`, and UPDATE (by primary key) of some columns, as kept SQL."""
 
     def __init__(self, model):
-        meta = model._meta
-        self.fields = list(meta.sorted_fields)
-        self.columns = [field for field in self.fields if field is not meta.primary_key]
+        self.model = model
+        self.fields = list(model._meta.sorted_fields)
         self.inserting = Prepared(model, lambda *values: model.insert(
             dict(zip(self.fields, values))), self.fields, arity=len(self.fields))
-        self.updating = Prepared(model, lambda *values: model.update(
-            dict(zip(self.columns, values))).where(meta.primary_key == values[-1]),
-            [*self.columns, meta.primary_key], arity=len(self.columns) + 1)
+        self.updating = {}  # frozenset of field names -> (Prepared, the fields in its order)
 
     def insert(self, instance):
         """Insert `instance` (its defaults already applied by the model's constructor)."""
@@ -149,7 +146,29 @@ class RowWriter:
         return instance
 
     def update(self, instance):
-        """Write every column of `instance` to its row; return the row count."""
+        """Write the fields of `instance` set since it was read to its row; return the row count.
+
+        Only those columns (peewee's `dirty_fields`): SQLite rewrites every index holding a
+        column the statement sets, changed or not (all five of a session's, for a PATCH of
+        its plan; raw SQLite, such a transaction took 36 us of CPU, 19 with only its columns).
+        """
+        names = frozenset(field.name for field in instance.dirty_fields)
+        if not names:
+            return 0
+        kept = self.updating.get(names)
+        if kept is None:
+            kept = self.updating[names] = self.updater(names)
+        updating, fields = kept
         data = instance.__data__
-        return self.updating.execute(*[data.get(field.name) for field in self.columns],
-                                     instance.get_id())
+        count = updating.execute(*[data.get(field.name) for field in fields], instance.get_id())
+        instance._dirty.clear()  # as Model.save() leaves it
+        return count
+
+    def updater(self, names):
+        key = self.model._meta.primary_key
+        fields = [field for field in self.fields if field.name in names and field is not key]
+        if len(fields) != len(names):
+            raise ValueError(f"not updatable columns of {self.model.__name__}: {sorted(names)}")
+        return Prepared(self.model, lambda *values: self.model.update(
+            dict(zip(fields, values))).where(key == values[-1]), [*fields, key],
+            arity=len(fields) + 1), fields

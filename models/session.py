@@ -186,7 +186,7 @@ class Session(BaseModel):
         """Append an event to the caller's session and return it; raises NotFound."""
         session = cls.get_live_for_update(session_id, user_id, now)
         event = session.add_event(now, **fields)
-        LAST_EVENT.execute(session.last_sequence, session.last_event_at, session.id)
+        SESSION_ROWS.update(session)  # the counter and time add_event moved on
         return event
 
     def add_event(self, now, **fields):
@@ -321,6 +321,3 @@ PAGES = {(filtered, after): page_query(filtered, after)
          for filtered in (False, True) for after in (False, True)}
 SESSION_ROWS = RowWriter(Session)
 EVENT_ROWS = RowWriter(Event)
-LAST_EVENT = Prepared(Session, lambda sequence, at, session_id: Session.update(
-    last_sequence=sequence, last_event_at=at).where(Session.id == session_id),
-    [Session.last_sequence, Session.last_event_at, Session.id])

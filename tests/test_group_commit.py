@@ -1,11 +1,12 @@
 """Group commit (models/base.py) under a real gunicorn: many writes in the same instant.
 
 On SQLite the writes of one process that wait for the write lock together run in one
-transaction on whichever thread gets the lock, each in its own savepoint, and every waiting
-thread is handed back its own result or its own error. That only happens under concurrency,
-so each burst below sends a few hundred requests from 32 client threads, released together
-by a barrier, to gunicorn with 2 workers, mixing writes that must succeed with writes the
-model must refuse, and then checks through the API that
+transaction on whichever thread gets the lock (again, each piece in its own savepoint, when
+one of them fails), and every waiting thread is handed back its own result or its own
+error. That only happens under concurrency, so each burst below sends a few hundred
+requests from 32 client threads, released together by a barrier, to gunicorn with 2
+workers, mixing writes that must succeed with writes the model must refuse, and then
+checks through the API that
 
 * every answer has the status of its own request and a body that belongs to it (each write
   carries a marker of its own that the answer echoes), and no two callers got one result;
@@ -583,17 +584,20 @@ def test_no_5xx_no_traceback_no_database_is_locked(server, mixed, two_users, del
 
 @pytest.mark.sqlite_only
 def test_a_piece_of_work_that_fails_after_writing_undoes_only_itself(app):
-    """Over HTTP every refusal comes before the first write, so the savepoint that undoes
-    a failing piece of a group is checked here, with two pieces made to share one group."""
+    """Over HTTP every refusal comes before the first write, so what undoes a failing piece
+    of a group is checked here, with three pieces made to share one group: the group is run
+    again with each piece in a savepoint, and the pieces around the failing one are each
+    stored once, not once per run."""
     from models import Session, db
     from models.base import group_commit, writers
 
-    def write_then_fail():
-        Session.start("user_gc", None, 1_795_425_330_123, 3600, prd={"title": "undone"})
-        raise ValueError("refused after writing")
+    def write(title):
+        return lambda: Session.start("user_gc", None, 1_795_425_330_123, 3600,
+                                     prd={"title": title})
 
-    def write():
-        return Session.start("user_gc", None, 1_795_425_330_123, 3600, prd={"title": "kept"})
+    def write_then_fail():
+        write("undone")()
+        raise ValueError("refused after writing")
 
     outcomes = {}
 
@@ -605,19 +609,22 @@ def test_a_piece_of_work_that_fails_after_writing_undoes_only_itself(app):
         finally:
             db.close()
 
-    threads = [threading.Thread(target=caller, args=("fails", write_then_fail)),
-               threading.Thread(target=caller, args=("writes", write))]
-    with writers.thread_turn():  # both queue before either can lead: one group of two
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 10
-        while len(group_commit._pending) < 2 and time.monotonic() < deadline:
-            time.sleep(0.001)
-        assert len(group_commit._pending) == 2
+    threads = []
+    with writers.thread_turn():  # all queue before any can lead: one group of three
+        for name, work in (("before", write("before")), ("fails", write_then_fail),
+                           ("after", write("after"))):
+            threads.append(threading.Thread(target=caller, args=(name, work)))
+            threads[-1].start()
+            deadline = time.monotonic() + 10
+            while len(group_commit._pending) < len(threads) and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert len(group_commit._pending) == len(threads)  # queued in this order
     for thread in threads:
         thread.join(10)
     assert isinstance(outcomes["fails"], ValueError)
-    assert outcomes["writes"].prd == {"title": "kept"}
+    assert outcomes["before"].prd == {"title": "before"}
+    assert outcomes["after"].prd == {"title": "after"}
     with db.connection_context():
-        titles = [row.prd["title"] for row in Session.select().where(Session.user_id == "user_gc")]
-    assert titles == ["kept"]
+        stored = {row.id: row.prd["title"]
+                  for row in Session.select().where(Session.user_id == "user_gc")}
+    assert stored == {outcomes["before"].id: "before", outcomes["after"].id: "after"}
