@@ -11,6 +11,10 @@ concurrency (16 and 64 by default): GET session (10 events), list first page (20
 It prints req/s, p50, p99, the ratio of req/s to the ceiling's, the p99 against the
 ceiling's p99, and every non-2xx answer, as Markdown; writes the same as JSON and a
 plot (PNG) beside it.
+
+With --reference it also measures, in the same run, the issue's yardstick: a one-query
+Flask + peewee app (bench/reference_app.py), GET of one row and POST of one row, with
+SQLite's `synchronous=full` (the service's durability: an fsync per commit) and `normal`.
 """
 import argparse
 import json
@@ -38,6 +42,13 @@ TARGETS = {"hello": (1.0, 1.0), "get": (0.6, 0.45), "list": (0.5, 0.35),
 LABELS = {"hello": "hello-world", "get": "GET session (10 events)",
           "list": "list first page (20)", "create": "POST create",
           "append": "POST append event", "patch": "PATCH"}
+# The one-query app of --reference: endpoint -> (label, method, path, body), per synchronous.
+REFERENCE = {f"reference-{verb}-{sync}": (f"one-query app {verb.upper()} (synchronous={sync})",
+                                          sync, verb.upper(), path, body)
+             for sync in ("full", "normal")
+             for verb, path, body in (("get", "/items/item_1", None),
+                                      ("post", "/items", '{"title": "bench", "n": 1}'))}
+LABELS.update({endpoint: spec[0] for endpoint, spec in REFERENCE.items()})
 WARM_UP_S = 3
 SCRIPT = """
 wrk.headers["Authorization"] = "Bearer {key}"
@@ -145,6 +156,8 @@ def measure(args, workdir):
                             **best_of(args.repeat, base, script, connections, args.duration,
                                       int(env["GUNICORN_PID"]))})
             print(f"hello c{connections}: {results[-1]}", file=sys.stderr)
+    if args.reference:
+        results += measure_reference(args, workdir)
     settings = {"DATABASE_URL": args.database_url} if args.database_url else {}
     with gunicorn(workdir, **settings) as (base, env):
         key = flask(env, "create-key", "--user-id", f"bench-{workdir.name}")
@@ -164,11 +177,31 @@ def measure(args, workdir):
     return results
 
 
+def measure_reference(args, workdir):
+    """The one-query app with each `synchronous`, under the same gunicorn settings."""
+    results = []
+    for sync in ("full", "normal"):
+        with gunicorn(workdir, app="bench.reference_app:app", REFERENCE_SYNCHRONOUS=sync,
+                      REFERENCE_DATABASE=str(workdir / f"reference-{sync}.db")) as (base, env):
+            for endpoint, (_, of_sync, method, path, body) in REFERENCE.items():
+                if of_sync != sync:
+                    continue
+                script = write_script(workdir, endpoint, "-", method, [path], body)
+                run_wrk(base, script, 16, WARM_UP_S)
+                for connections in args.concurrency:
+                    results.append({"endpoint": endpoint, "connections": connections,
+                                    **best_of(args.repeat, base, script, connections,
+                                              args.duration, int(env["GUNICORN_PID"]))})
+                    print(f"{endpoint} c{connections}: {results[-1]}", file=sys.stderr)
+    return results
+
+
 def table(results):
     lines = ["| endpoint | clients | req/s | ratio | target | p50 ms | p99 ms | p99 / ceiling's "
              "| worker CPU us/req | non-2xx |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        target = "-" if r["endpoint"] == "hello" else f">= {TARGETS[r['endpoint']][0]}"
+        target = f">= {TARGETS[r['endpoint']][0]}" if r["endpoint"] in TARGETS \
+            and r["endpoint"] != "hello" else "-"
         lines.append(f"| {LABELS[r['endpoint']]} | {r['connections']} | {r['rps']:,.0f} "
                      f"| {r['ratio']:.2f} | {target} | {r['p50']:.1f} | {r['p99']:.1f} "
                      f"| {r['p99_ratio']:.1f}x | {r.get('worker_us', 0):.0f} | {r['non_2xx']} |")
@@ -179,7 +212,7 @@ def plot(results, path, title):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    endpoints = [e for e in LABELS if e != "hello"]
+    endpoints = [e for e in TARGETS if e != "hello"]
     concurrencies = sorted({r["connections"] for r in results})
     figure, axes = plt.subplots(figsize=(9, 4.5))
     width = 0.8 / len(concurrencies)
@@ -211,6 +244,8 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench"),
                         help="folder for the JSON results and the PNG plot")
     parser.add_argument("--name", default=None, help="file name stem (default: the database)")
+    parser.add_argument("--reference", action="store_true",
+                        help="also measure the one-query app (bench/reference_app.py)")
     args = parser.parse_args()
     database = "postgresql" if args.database_url else "sqlite"
     name = args.name or f"ceiling-{database}"
