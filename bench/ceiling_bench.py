@@ -93,9 +93,13 @@ def run_wrk(base, script, connections, duration, server_pid=None):
     worker_us (its workers' CPU time per request)."""
     threads = str(min(2, connections))  # wrk refuses more threads than connections
     cpu_before = workers_cpu_s(server_pid) if server_pid else None
-    out = subprocess.run(
+    run = subprocess.run(
         ["wrk", "-t", threads, "-c", str(connections), "-d", f"{duration}s", "--latency",
-         "-s", script, base], capture_output=True, text=True, check=True).stdout
+         "-s", script, base], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"wrk failed ({run.returncode}) on {base} with {script}:\n"
+                         f"{run.stdout}{run.stderr}")
+    out = run.stdout
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     non_2xx = int(bad.group(1)) if bad else 0
