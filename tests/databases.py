@@ -43,7 +43,10 @@ def make_database(prefix="gs_test"):
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     connection = server_connection(TEST_DATABASE_URL)
     try:
-        connection.cursor().execute(f'CREATE DATABASE "{name}"')
+        # Byte-order collation whatever the server's locale: tests compare the database's
+        # ORDER BY id with Python's sorted(), which an en_US collation would not match.
+        connection.cursor().execute(f'CREATE DATABASE "{name}" TEMPLATE template0 '
+                                    "LC_COLLATE 'C' LC_CTYPE 'C'")
     finally:
         connection.close()
     return with_database(TEST_DATABASE_URL, name)

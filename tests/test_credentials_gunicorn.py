@@ -31,7 +31,7 @@ TIMEOUT = 30
 ROUND = 24
 MAX_REQUESTS = 2000
 # The lifetime of the expiring key: long enough to reach every worker before it ends.
-EXPIRES_SECONDS = 5
+EXPIRES_SECONDS = 10
 BOOTED = re.compile(r"Booting worker with pid: (\d+)")
 EXPIRES = re.compile(r"expires (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")
 
