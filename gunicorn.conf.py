@@ -13,7 +13,7 @@ bind = os.environ.get("BIND", "127.0.0.1:8000")
 # +10%, reads and PostgreSQL the same as with 4).
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # gthread with a read timeout (app/gunicorn_worker.py): a stalled client frees its thread.
-worker_class = "app.gunicorn_worker.ReadTimeoutThreadWorker"
+worker_class = "gensessions.gunicorn_worker.ReadTimeoutThreadWorker"
 threads = int(os.environ.get("THREADS", "8"))
 # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads connections
 # evenly between workers. On one shared socket, a burst of keep-alive connections all

@@ -9,10 +9,15 @@ from flask import Flask
 
 from .config import DEFAULTS, from_environment
 
+__version__ = "0.1.0"
+
 
 def create_app(config=None):
     """Create and configure an instance of the gensessions app."""
-    app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None,
+    # The instance folder is ./instance of the working directory, wherever the code is
+    # installed (Flask's default would follow the package into a virtualenv).
+    app = Flask(__name__, instance_path=os.path.abspath(
+                    os.environ.get("INSTANCE_PATH") or "instance"),
                 instance_relative_config=True)
     app.config.from_mapping(DEFAULTS)
     app.config.from_mapping(from_environment())

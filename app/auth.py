@@ -9,8 +9,8 @@ from functools import wraps
 
 from flask import current_app, g, request
 
-from models import ApiKey
-from models.api_key import KEY_PREFIX
+from .models import ApiKey
+from .models.api_key import KEY_PREFIX
 
 from . import clock
 from .errors import ApiError

@@ -8,15 +8,15 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from models import ApiKey, PurgeState, Session, db
-from models.api_key import SCOPES
-from models.migrations import migration_status
-from models.purge import purge_with_lock
-from schemas import purge_status_schema
-from schemas.base import to_rfc3339
+from .models import ApiKey, PurgeState, Session, db
+from .models.api_key import SCOPES
+from .models.migrations import migration_status
+from .models.purge import purge_with_lock
+from .schemas import purge_status_schema
+from .schemas.base import to_rfc3339
 
 from . import clock
-from . import db as binding
+from .db import binding, ensure_tables
 from .openapi import build_spec
 
 
@@ -45,15 +45,15 @@ class Duration(click.ParamType):
 def migrate_now():
     """Migrate; return the steps applied."""
     with db.connection_context():
-        return binding.ensure_tables()
+        return ensure_tables()
 
 
 @contextmanager
 def database():
     """The database for a command: connected, and migrated first if this process has not."""
     with db.connection_context():
-        if not binding.tables_ready:
-            binding.ensure_tables()
+        if not binding().tables_ready:
+            ensure_tables()
         yield
 
 

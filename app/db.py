@@ -1,27 +1,67 @@
-"""Binding the models' database to a Flask app, for requests and for the CLI."""
+"""Binding the models' database to a Flask app, for requests and for the CLI.
+
+Each app opens its own database (its DATABASE_URL) and keeps it in `app.extensions`;
+the models' `db` finds it through the app context, so several apps in one process
+(an embedding project's tests, a demo beside a real server) never mix their data.
+"""
 import logging
 import os
+import threading
 
 import click
 
-from flask import request
+from flask import current_app, has_app_context, request
 from peewee import InterfaceError, OperationalError
 
-from models import create_tables, db
-from models.base import is_shared_connection, is_sqlite, open_database, request_lock
-
+from .models import create_tables, db
+from .models.database import NoDatabase, is_in_memory, is_sqlite, open_database
 
 log = logging.getLogger("gensessions.db")
-# Blueprints that serve without the database: the OpenAPI document and the docs page
-# (and so do requests that routing answers: redirects, 404, 405).
-NO_DATABASE = frozenset({"openapi", "swagger_ui"})
-# False until the tables are known to exist (a server may start before its database does).
-tables_ready = False
+EXTENSION = "gensessions.database"
+
+
+class Binding:
+    """One app's database, and what the app knows about it."""
+
+    def __init__(self, database):
+        self.database = database
+        # An in-memory database is one connection shared by every thread: one request
+        # at a time uses it.
+        self.shared = is_in_memory(database)
+        self.lock = threading.RLock()
+        # False until the tables are known to exist (a server may start before its database).
+        self.tables_ready = False
+
+
+def binding(app=None):
+    """The Binding of `app` (the current app by default)."""
+    return (app or current_app).extensions[EXTENSION]
+
+
+def app_database():
+    """The current app's database: what the models' `db` stands for during a request."""
+    if not has_app_context():
+        raise NoDatabase("no gensessions app is active here: run inside "
+                         "`with app.app_context():` (or bind one with `using(database)`)")
+    return current_app.extensions[EXTENSION].database
+
+
+db.locate_with(app_database)
 
 
 def database_url(app):
     """DATABASE_URL, or a SQLite file in the instance folder by default."""
     return app.config["DATABASE_URL"] or os.path.join(app.instance_path, "gensessions.db")
+
+
+def uses_database():
+    """Whether this request touches the database: not for a route that answers without it
+    (the OpenAPI document, the docs page: marked by their blueprint), nor for what routing
+    answers itself (redirects, 404, 405)."""
+    if request.url_rule is None:
+        return False
+    blueprint = current_app.blueprints.get(request.blueprint) if request.blueprint else None
+    return not getattr(blueprint, "without_database", False)
 
 
 def connect():
@@ -30,10 +70,11 @@ def connect():
     Closing after each request would checkpoint SQLite's WAL every time
     (measured about 40x slower); a connection that broke is replaced.
     """
-    if request.url_rule is None or request.blueprint in NO_DATABASE:
+    if not uses_database():
         return
-    if is_shared_connection():
-        request_lock.acquire()
+    bound = binding()
+    if bound.shared:
+        bound.lock.acquire()
     try:
         db.connect(reuse_if_open=True)
         if not is_sqlite() and not db.is_connection_usable():
@@ -43,20 +84,17 @@ def connect():
         if not db.is_closed():
             db.close()
         db.connect()
-    if not tables_ready:
+    if not bound.tables_ready:
         ensure_tables()
 
 
 def ensure_tables():
-    """Create or migrate the tables; raises the database's error (a 503) while it is down.
-
-    Returns the migration steps applied.
-    """
-    global tables_ready
+    """Create or migrate the current app's tables; raises the database's error (a 503)
+    while it is down. Returns the migration steps applied."""
     applied = create_tables()
     if applied:
         log.info("schema migrated: %s", ", ".join(applied))
-    tables_ready = True
+    binding().tables_ready = True
     return applied
 
 
@@ -71,32 +109,38 @@ def creating_for_cli():
 
 def end_request(exc=None):
     """Undo whatever transaction a failed request left open."""
-    if request.url_rule is None or request.blueprint in NO_DATABASE:
+    if not uses_database():
         return
     try:
         if not db.is_closed() and db.in_transaction():
             db.rollback()
     finally:
-        if is_shared_connection():
-            request_lock.release()
+        bound = binding()
+        if bound.shared:
+            bound.lock.release()
 
 
 def init_db(app):
-    """Bind the database named by the app's config, create missing tables, add the hooks."""
-    db.initialize(open_database(database_url(app), app.config["SQLITE_BUSY_TIMEOUT"]))
-    global tables_ready
-    tables_ready = False
+    """Open the database named by the app's config, create missing tables, add the hooks."""
+    bound = app.extensions[EXTENSION] = Binding(
+        open_database(database_url(app), app.config["SQLITE_BUSY_TIMEOUT"]))
     app.before_request(connect)
     app.teardown_request(end_request)
-    if creating_for_cli() and not is_shared_connection():
+    if creating_for_cli() and not bound.shared:
         return
-    try:
-        if is_shared_connection():
-            db.connect(reuse_if_open=True)  # an in-memory database lives as its connection does
-            ensure_tables()
-        else:
-            with db.connection_context():
+    with app.app_context():
+        try:
+            if bound.shared:
+                db.connect(reuse_if_open=True)  # an in-memory database lives as its connection
                 ensure_tables()
-    except (OperationalError, InterfaceError) as error:
-        # Serve anyway: requests answer 503 until the database is back.
-        log.warning("database unavailable at start (%s); answering 503 until it is", error)
+            else:
+                with db.connection_context():
+                    ensure_tables()
+        except (OperationalError, InterfaceError) as error:
+            # Serve anyway: requests answer 503 until the database is back.
+            log.warning("database unavailable at start (%s); answering 503 until it is", error)
+
+
+def close_database(app):
+    """Close the app's database connection of this thread (tests, embedded use)."""
+    app.extensions[EXTENSION].database.close()

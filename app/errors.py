@@ -6,7 +6,7 @@ from marshmallow import ValidationError
 from peewee import DatabaseError, IntegrityError, InterfaceError
 from werkzeug.exceptions import HTTPException
 
-from models.exceptions import (IdempotencyConflict, NotFound, StaleRevision, TransitionRefused,
+from .models.exceptions import (IdempotencyConflict, NotFound, StaleRevision, TransitionRefused,
                                UnknownEvent)
 
 log = logging.getLogger("gensessions.errors")

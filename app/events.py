@@ -1,9 +1,9 @@
 """A session's append-only event log: append, and poll incrementally."""
 from flask import Blueprint, g
 
-from models import Session
-from schemas import examples
-from schemas import event_create_schema, event_list_query, event_page_schema, event_schema
+from .models import Session
+from .schemas import examples
+from .schemas import event_create_schema, event_list_query, event_page_schema, event_schema
 
 from .auth import require_scope
 from . import clock

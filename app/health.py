@@ -1,8 +1,8 @@
 """GET /healthz: no credential; 200 when the database answers, else 503."""
 from flask import Blueprint
 
-from models import PurgeState
-from schemas import health_schema
+from .models import PurgeState
+from .schemas import health_schema
 
 from . import clock
 from .errors import ApiError

@@ -4,7 +4,7 @@ from functools import wraps
 
 from flask import current_app, g, make_response, request
 
-from models import IdempotencyRecord
+from .models import IdempotencyRecord
 
 from . import clock
 from .errors import validation_error

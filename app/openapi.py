@@ -6,17 +6,17 @@ Views carry what the document needs as attributes set by their decorators
 adding the error answers its decorators make possible.
 """
 import re
-from importlib.metadata import version
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, current_app
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from schemas import error_schema
-from schemas.base import JSONObject, Timestamp
-from schemas.errors import ValidationErrorSchema
+from .schemas import error_schema
+from .schemas.base import JSONObject, Timestamp
+from .schemas.errors import ValidationErrorSchema
 
+from . import __version__
 from .http import openapi_info
 
 OPENAPI_PATH = "/v1/openapi.json"
@@ -26,6 +26,8 @@ bp = Blueprint("openapi", __name__)
 docs_bp = get_swaggerui_blueprint(DOCS_PATH, OPENAPI_PATH, config={
     "app_name": "gensessions API", "deepLinking": True, "displayRequestDuration": True,
     "persistAuthorization": True})
+# Neither needs the database: they serve while it is down (app/db.py).
+bp.without_database = docs_bp.without_database = True
 
 
 def answers(status, schema=None, description="", headers=(), example=None, links=None,
@@ -216,7 +218,7 @@ def operation(method, view, path_params):
 def build_spec(app):
     """Return the OpenAPI 3.0.3 document of `app` as a dict."""
     plugin = MarshmallowPlugin()
-    spec = APISpec(title="gensessions", version=version("gensessions"), openapi_version="3.0.3",
+    spec = APISpec(title="gensessions", version=__version__, openapi_version="3.0.3",
                    plugins=[plugin], info={"description": DESCRIPTION},
                    servers=[{"url": "/", "description": "This server"}],
                    security=[{"bearerAuth": []}],

@@ -16,11 +16,11 @@ from contextlib import contextmanager
 
 from croniter import croniter
 
-from models import db
-from models.base import is_shared_connection, request_lock
-from models.purge import purge_with_lock
+from .models import db
+from .models.purge import purge_with_lock
 
 from . import clock
+from .db import binding
 
 log = logging.getLogger("gensessions.purge")
 
@@ -38,20 +38,24 @@ def check_schedule(expression):
 
 
 @contextmanager
-def background_connection():
-    """A connection for work outside requests (an in-memory database has only one)."""
-    if is_shared_connection():
-        with request_lock:
-            yield
-    else:
-        with db.connection_context():
-            yield
+def background_connection(app):
+    """`app`'s database for work outside requests (an in-memory database has only one
+    connection, which requests share one at a time)."""
+    with app.app_context():
+        bound = binding()
+        if bound.shared:
+            with bound.lock:
+                yield
+        else:
+            with db.connection_context():
+                yield
 
 
 class PurgeScheduler:
     """Runs the purge on its cron schedule in a daemon thread of this process."""
 
-    def __init__(self, schedule, batch_size, pause):
+    def __init__(self, app, schedule, batch_size, pause):
+        self.app = app
         self.schedule = schedule
         self.batch_size = batch_size
         self.pause = pause
@@ -97,7 +101,7 @@ class PurgeScheduler:
     def run_slot(self, slot_ms):
         """Run the purge of one scheduled slot, unless another process has it."""
         started, started_at = time.monotonic(), clock.now_ms()
-        with background_connection():
+        with background_connection(self.app):
             purged = purge_with_lock(clock.now_ms, self.holder, self.batch_size, "schedule",
                                      slot=slot_ms, should_stop=self._stopping.is_set,
                                      pause=self.pause)
@@ -114,7 +118,7 @@ def init_purge(app):
     schedule = check_schedule(app.config["PURGE_SCHEDULE"])
     if schedule is None:
         return
-    scheduler = PurgeScheduler(schedule, app.config["PURGE_BATCH_SIZE"],
+    scheduler = PurgeScheduler(app, schedule, app.config["PURGE_BATCH_SIZE"],
                                app.config["PURGE_BATCH_PAUSE_MS"] / 1000)
     app.extensions["purge_scheduler"] = scheduler
     app.before_request(scheduler.start)

@@ -1,9 +1,9 @@
 """Generation sessions: create, read, list, update, delete."""
 from flask import Blueprint, current_app, g, url_for
 
-from models import Session
-from schemas import examples
-from schemas import (encode_cursor, session_create_schema, session_detail_schema,
+from .models import Session
+from .schemas import examples
+from .schemas import (encode_cursor, session_create_schema, session_detail_schema,
                      session_list_query, session_page_schema, session_patch_schema,
                      session_schema)
 

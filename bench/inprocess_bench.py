@@ -36,8 +36,8 @@ def make_service(workdir):
     """The service on a fresh SQLite file with the ceiling benchmark's data; (app, key, ids)."""
     os.environ.update(DATABASE_URL=str(workdir / "bench.db"), INSTANCE_PATH=str(workdir),
                       PURGE_SCHEDULE="off", RATE_LIMIT="off")
-    from app import create_app
-    from models import ApiKey, db
+    from gensessions import create_app
+    from gensessions.models import ApiKey, db
     app = create_app()
     # The access line is written (to nowhere) as in a server, not printed here.
     logging.getLogger("gensessions.access").handlers[:] = [logging.NullHandler()]

@@ -31,8 +31,8 @@ SESSIONS = "/v1/products/generation/sessions"
 
 def seed(database_url, expired, events_per_session):
     """Insert `expired` sessions already past expiry, with their events, in bulk."""
-    from models import Event, Session, create_tables, db
-    from models.base import open_database
+    from gensessions.models import Event, Session, create_tables, db
+    from gensessions.models.base import open_database
 
     db.initialize(open_database(database_url))
     with db.connection_context():

@@ -39,9 +39,9 @@ PAGE = 20
 
 def load(database_url, sessions, events):
     """Fill the database through the models; return (session with `events` events, key row)."""
-    from models import Event, Session, create_tables, db
-    from models.base import open_database, write_transaction
-    from models.session import new_id
+    from gensessions.models import Event, Session, create_tables, db
+    from gensessions.models.base import open_database, write_transaction
+    from gensessions.models.session import new_id
     db.initialize(open_database(database_url))
     with db.connection_context():
         create_tables()
@@ -86,9 +86,9 @@ def timed(http, url, headers, repeat):
 
 def deep_cursor(database_url, depth):
     """The nextCursor a client holds after `depth` rows (newest first)."""
-    from models import Session, db
-    from models.base import open_database
-    from schemas.session import encode_cursor
+    from gensessions.models import Session, db
+    from gensessions.models.base import open_database
+    from gensessions.schemas.session import encode_cursor
     db.initialize(open_database(database_url))
     with db.connection_context():
         row = (Session.select(Session.created_at, Session.id).where(Session.user_id == USER)

@@ -1,6 +1,6 @@
 """Peewee models and the domain rules that live next to them."""
 from .api_key import ApiKey
-from .base import db
+from .database import db, open_database, using
 from .exceptions import (DomainError, IdempotencyConflict, NotFound, StaleRevision,
                          TransitionRefused, UnknownEvent)
 from .idempotency import IdempotencyRecord
@@ -20,4 +20,4 @@ __all__ = ["ApiKey", "Event", "Session", "IdempotencyRecord", "PurgeState", "STA
            "TERMINAL_STATUSES",
            "DomainError", "IdempotencyConflict", "NotFound", "StaleRevision", "TransitionRefused",
            "UnknownEvent",
-           "canonical_hash", "create_tables", "db", "MODELS"]
+           "canonical_hash", "create_tables", "db", "open_database", "using", "MODELS"]

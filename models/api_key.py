@@ -11,7 +11,8 @@ import secrets
 
 from peewee import BigIntegerField, CharField
 
-from .base import BaseModel
+from .database import BaseModel
+from .writes import writes
 from .prepared import Prepared
 
 KEY_PREFIX = "gsk_"
@@ -39,6 +40,7 @@ class ApiKey(BaseModel):
     expires_at = BigIntegerField(null=True)
 
     @classmethod
+    @writes
     def issue(cls, user_id, now, organization_id=None, scope="write", name=None,
               expires_in_ms=None):
         """Create a key and return (row, the full key); the full key is never stored."""
@@ -81,10 +83,17 @@ class ApiKey(BaseModel):
             return None
         if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION_MS:
             row.last_used_at = now
-            cls.update(last_used_at=now).where(cls.id == row.id).execute()
+            cls.touch(row.id, now)
         return row
 
     @classmethod
+    @writes
+    def touch(cls, public_id, now):
+        """Record that the key was used at `now`."""
+        cls.update(last_used_at=now).where(cls.id == public_id).execute()
+
+    @classmethod
+    @writes
     def revoke(cls, public_id, now):
         """Revoke a key by its public id; return False when no active key has that id."""
         return bool(cls.update(revoked_at=now)

@@ -1,7 +1,8 @@
 """Idempotency-Key records: the first answer to a POST, replayed to its retries."""
 from peewee import BigIntegerField, CharField, IntegerField, TextField
 
-from .base import BaseModel, JSONField, write_transaction, writes
+from .database import BaseModel, JSONField
+from .writes import write_transaction, writes
 from .exceptions import IdempotencyConflict
 
 RETENTION_MS = 24 * 3600 * 1000

@@ -16,7 +16,8 @@ import time
 from peewee import BigIntegerField, CharField, PostgresqlDatabase
 from playhouse.migrate import SchemaMigrator, migrate
 
-from .base import BaseModel, db, write_transaction
+from .database import BaseModel, db
+from .writes import write_transaction
 
 # Any constant: the PostgreSQL advisory lock that lets one process migrate at a time.
 MIGRATION_LOCK = 0x6773_6d69

@@ -13,7 +13,7 @@ from weakref import WeakKeyDictionary
 
 from peewee import BigIntegerField, CharField, IntegerField, TextField
 
-from .base import JSONField, db
+from .database import JSONField, db
 
 # Columns both databases hand back as the Python value itself (str, int): no conversion.
 STORED_AS_IS = (CharField, TextField, IntegerField, BigIntegerField)

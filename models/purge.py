@@ -3,7 +3,8 @@ import time
 
 from peewee import BigIntegerField, CharField, IntegerField, TextField
 
-from .base import BaseModel
+from .database import BaseModel
+from .writes import writes
 from .idempotency import IdempotencyRecord
 from .session import Session
 
@@ -42,6 +43,7 @@ class PurgeState(BaseModel):
         return state
 
     @classmethod
+    @writes
     def acquire(cls, holder, now, trigger, slot=None):
         """Take the lock when it is free (and `slot`, if given, has not run); True if taken."""
         cls.current()
@@ -54,12 +56,14 @@ class PurgeState(BaseModel):
         return cls.update(**changes).where(free).execute() == 1
 
     @classmethod
+    @writes
     def renew(cls, holder, now):
         """Extend the lease of a running purge; False when the lock is no longer ours."""
         return cls.update(locked_until=now + LEASE_MS).where(
             (cls.name == LOCK_NAME) & (cls.holder == holder)).execute() == 1
 
     @classmethod
+    @writes
     def release(cls, holder, now, purged, error=None):
         """Free the lock and record the run."""
         cls.update(locked_until=0, last_finished_at=now, last_purged=purged,

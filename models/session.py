@@ -7,7 +7,8 @@ import secrets
 from peewee import (SQL, BigIntegerField, CharField, ForeignKeyField, IntegerField, NodeList,
                     TextField, Tuple, fn)
 
-from .base import BaseModel, JSONField, db, is_sqlite, write_transaction, writes
+from .database import BaseModel, JSONField, db, is_sqlite
+from .writes import write_transaction, writes
 from .exceptions import NotFound, StaleRevision, TransitionRefused, UnknownEvent
 from .prepared import Prepared, RowWriter
 

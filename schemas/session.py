@@ -4,7 +4,7 @@ import binascii
 
 from marshmallow import ValidationError, fields, validates_schema
 
-from models.session import STATUSES, is_id
+from ..models.session import STATUSES, is_id
 
 from .base import (BodySchema, CamelSchema, Integer, JSONObject, Length, OneOf, Problem,
                    QuerySchema, Range, String, Timestamp)

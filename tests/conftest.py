@@ -7,9 +7,9 @@ PostgreSQL twin, `postgresql_only`.
 """
 import pytest
 
-from app import create_app
+from gensessions import create_app
 from databases import CI, TEST_DATABASE_URL, drop_database, empty_tables, make_database
-from models import ApiKey, db
+from gensessions.models import ApiKey, db
 
 SESSIONS = "/v1/products/generation/sessions"
 
@@ -60,7 +60,8 @@ def app(database_url):
     app = create_app({"DATABASE_URL": database_url, "TESTING": True,
                       "PURGE_SCHEDULE": "off", "RATE_LIMIT": "off"})
     yield app
-    db.close()
+    with app.app_context():
+        db.close()
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ def instance(app, tmp_path, monkeypatch):
 def make_key(app):
     """Create an API key through the real key model; return its Authorization headers."""
     def make(user_id="user_1", organization_id="org_1", scope="write"):
-        with db.connection_context():
+        with app.app_context(), db.connection_context():
             _, key = ApiKey.issue(user_id, 0, organization_id=organization_id, scope=scope)
         return {"Authorization": f"Bearer {key}"}
     return make
@@ -148,5 +149,5 @@ class Clock:
 def clock(monkeypatch):
     """Freeze time at 2026-11-23T09:15:30.123Z; tests move it with clock.advance()."""
     frozen = Clock(1_795_425_330_123)
-    monkeypatch.setattr("app.clock.now_ms", frozen.now_ms)
+    monkeypatch.setattr("gensessions.clock.now_ms", frozen.now_ms)
     return frozen

@@ -3,7 +3,7 @@ import secrets
 
 import pytest
 
-from models import ApiKey, db
+from gensessions.models import ApiKey, db
 
 from conftest import SESSIONS, assert_error
 

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from models import ApiKey, Event, Session, db
+from gensessions.models import ApiKey, Event, Session, db
 
 from conftest import SESSIONS, assert_error
 

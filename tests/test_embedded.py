@@ -3,8 +3,8 @@ import threading
 
 import pytest
 
-from app import create_app
-from models import ApiKey, db
+from gensessions import create_app
+from gensessions.models import ApiKey, db
 
 SESSIONS = "/v1/products/generation/sessions"
 

@@ -5,10 +5,10 @@ import pytest
 from marshmallow import Schema
 
 from conftest import SESSIONS
-from models import Session, db
-from schemas import (event_page_schema, event_schema, health_schema, session_detail_schema,
+from gensessions.models import Session, db
+from gensessions.schemas import (event_page_schema, event_schema, health_schema, session_detail_schema,
                      session_page_schema, session_schema)
-from schemas.base import compile_dump, to_rfc3339
+from gensessions.schemas.base import compile_dump, to_rfc3339
 
 ANSWER_SCHEMAS = [session_schema, session_detail_schema, session_page_schema, event_schema,
                   event_page_schema]

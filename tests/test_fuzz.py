@@ -34,8 +34,8 @@ from schemathesis.specs.openapi.checks import (content_type_conformance,
                                                status_code_conformance, unsupported_method,
                                                use_after_free)
 
-from app import create_app
-from models import db
+from gensessions import create_app
+from gensessions.models import db
 
 OPENAPI = "/v1/openapi.json"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
@@ -68,7 +68,8 @@ def served_document():
         assert response.status_code == 200, response.get_data(as_text=True)
         return response.json
     finally:
-        db.close()
+        with app.app_context():
+            db.close()
 
 
 def load_schema(document, mode):

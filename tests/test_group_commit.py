@@ -588,8 +588,8 @@ def test_a_piece_of_work_that_fails_after_writing_undoes_only_itself(app):
     of a group is checked here, with three pieces made to share one group: the group is run
     again with each piece in a savepoint, and the pieces around the failing one are each
     stored once, not once per run."""
-    from models import Session, db
-    from models.base import group_commit, writers
+    from gensessions.models import Session, db
+    from gensessions.models.base import group_commit, writers
 
     def write(title):
         return lambda: Session.start("user_gc", None, 1_795_425_330_123, 3600,

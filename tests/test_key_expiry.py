@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from models import ApiKey, db
+from gensessions.models import ApiKey, db
 
 from conftest import SESSIONS, assert_error
 from test_cli import invoke, invoke_ok, public_id  # the CLI helpers, shared

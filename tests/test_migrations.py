@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from app import create_app
+from gensessions import create_app
 from databases import TEST_DATABASE_URL, drop_database, make_database
-from models import MODELS, ApiKey, db
-from models.api_key import hash_secret
-from models.base import open_database
-from models.migrations import STEPS, AppliedMigration
+from gensessions.models import MODELS, ApiKey, db
+from gensessions.models.api_key import hash_secret
+from gensessions.models.base import open_database
+from gensessions.models.migrations import STEPS, AppliedMigration
 
 from conftest import SESSIONS
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from models import ApiKey, Event, Session, canonical_hash, db
+from gensessions.models import ApiKey, Event, Session, canonical_hash, db
 
 NOW = 1_795_425_330_123
 TTL = 7 * 24 * 3600

@@ -6,8 +6,8 @@ import re
 import pytest
 from openapi_spec_validator import validate
 
-from schemas import examples
-from schemas.errors import CODES
+from gensessions.schemas import examples
+from gensessions.schemas.errors import CODES
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SESSIONS = "/v1/products/generation/sessions"

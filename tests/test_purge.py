@@ -9,11 +9,11 @@ import time
 import pytest
 from peewee import JOIN
 
-from app import create_app
-from app.purge import PurgeScheduler, check_schedule
-from models import ApiKey, Event, IdempotencyRecord, PurgeState, Session, db
-from models.idempotency import RETENTION_MS
-from models.purge import LEASE_MS, LOCK_NAME, purge_with_lock
+from gensessions import create_app
+from gensessions.purge import PurgeScheduler, check_schedule
+from gensessions.models import ApiKey, Event, IdempotencyRecord, PurgeState, Session, db
+from gensessions.models.idempotency import RETENTION_MS
+from gensessions.models.purge import LEASE_MS, LOCK_NAME, purge_with_lock
 
 from conftest import SESSIONS
 
@@ -384,14 +384,14 @@ def test_run_slot_logs_the_count_and_duration(app, clock, caplog):
         start(clock.ms), start(clock.ms)
     clock.advance(TTL)
     caplog.set_level(logging.INFO, logger="gensessions.purge")
-    PurgeScheduler("* * * * * *", 10, 0).run_slot(SLOT)
+    PurgeScheduler(app, "* * * * * *", 10, 0).run_slot(SLOT)
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("purge run")]
     assert re.fullmatch(r"purge run pid=\d+ purged=2 duration_ms=\d+ "
                         rf"started_at={clock.ms} finished_at={clock.ms}", line), line
 
 
 def test_run_slot_runs_each_slot_once(app, clock):
-    scheduler = PurgeScheduler("* * * * * *", 10, 0)
+    scheduler = PurgeScheduler(app, "* * * * * *", 10, 0)
     scheduler.run_slot(SLOT)
     scheduler.run_slot(SLOT)
     with db.connection_context():

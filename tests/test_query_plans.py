@@ -4,8 +4,8 @@ in the page's order (no sort of the user's sessions), and both counts are coveri
 scans. The plan does not depend on how many rows there are (no statistics are gathered)."""
 import pytest
 
-from models import db
-from models.session import COUNTS, LIVE_BY_ID, PAGES
+from gensessions.models import db
+from gensessions.models.session import COUNTS, LIVE_BY_ID, PAGES
 
 NOW = 1_795_425_330_123
 

@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from app import create_app
-from app.ratelimit import credential_key
-from models import ApiKey, db
+from gensessions import create_app
+from gensessions.ratelimit import credential_key
+from gensessions.models import ApiKey, db
 
 from conftest import SESSIONS, assert_error
 from servers import start_gunicorn

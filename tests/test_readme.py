@@ -35,7 +35,7 @@ def test_readme_walk_through_runs_as_written(tmp_path):
 
 
 def test_readme_documents_every_setting():
-    from app.config import DEFAULTS
+    from gensessions.config import DEFAULTS
     for name in DEFAULTS:
         assert f"`{name}`" in README, f"{name} is not in the README's configuration table"
 

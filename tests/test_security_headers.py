@@ -10,8 +10,8 @@ rate limit.
 """
 import pytest
 
-from app import create_app
-from models import ApiKey, db
+from gensessions import create_app
+from gensessions.models import ApiKey, db
 
 from conftest import SESSIONS, assert_error
 

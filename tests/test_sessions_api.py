@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app import create_app
+from gensessions import create_app
 
 from conftest import SESSIONS, assert_error
 

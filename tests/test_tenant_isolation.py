@@ -14,7 +14,7 @@ A's sessions and counts none, and A's `nextCursor` used by B shows none of A's s
 """
 import secrets
 
-from models.session import STATUSES, is_id, new_id
+from gensessions.models.session import STATUSES, is_id, new_id
 
 from conftest import SESSIONS
 

@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from app import create_app
-from app.ratelimit import credential_key
-from models import ApiKey, db
+from gensessions import create_app
+from gensessions.ratelimit import credential_key
+from gensessions.models import ApiKey, db
 
 from conftest import SESSIONS, assert_error
 

@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from app import create_app
-from models import ApiKey, db
+from gensessions import create_app
+from gensessions.models import ApiKey, db
 
 from conftest import SESSIONS, assert_error
 
@@ -44,7 +44,7 @@ def postgres_down():
 @pytest.fixture
 def sqlite_missing_folder(tmp_path):
     """An app whose SQLite file is in a folder that does not exist, so it cannot be opened."""
-    app = create_app(settings(str(tmp_path / "no-such-folder" / "app.db")))
+    app = create_app(settings(str(tmp_path / "no-such-folder" / "gensessions.db")))
     yield app.test_client()
     db.close()
 
@@ -54,7 +54,7 @@ def sqlite_app(tmp_path):
     """A working app on a SQLite file in its own folder, and a key of its user."""
     folder = tmp_path / "data"
     folder.mkdir()
-    app = create_app(settings(str(folder / "app.db")))
+    app = create_app(settings(str(folder / "gensessions.db")))
     with db.connection_context():
         _, key = ApiKey.issue("user_1", 0)
     yield app.test_client(), folder, {"Authorization": f"Bearer {key}"}
@@ -123,7 +123,7 @@ def test_postgres_down_with_rate_limit_on_is_still_503(tmp_path):
 # --- SQLite that cannot be opened --------------------------------------------------------
 
 def test_sqlite_in_a_missing_folder_does_not_stop_the_app_from_starting(tmp_path):
-    create_app(settings(str(tmp_path / "no-such-folder" / "app.db")))
+    create_app(settings(str(tmp_path / "no-such-folder" / "gensessions.db")))
     db.close()
 
 
@@ -142,7 +142,7 @@ def test_sqlite_in_a_missing_folder_openapi_document_is_200(sqlite_missing_folde
 
 def test_sqlite_folder_created_later_is_served(tmp_path):
     """The database coming back after the start: tables are created then, and requests pass."""
-    path = tmp_path / "later" / "app.db"
+    path = tmp_path / "later" / "gensessions.db"
     app = create_app(settings(str(path)))
     try:
         client = app.test_client()
@@ -175,7 +175,7 @@ def test_sqlite_file_overwritten_mid_run_answers_503_not_500(sqlite_app):
     client, folder, headers = sqlite_app
     assert client.post(SESSIONS, json={}, headers=headers).status_code == 201
     db.close()  # checkpoints the WAL into the file, which is then overwritten
-    path = folder / "app.db"
+    path = folder / "gensessions.db"
     size = path.stat().st_size
     with open(path, "r+b") as database:
         database.write(os.urandom(size))

@@ -1,102 +1,24 @@
-"""The database handle, the base model, and how a Flask app binds to it."""
+"""The write path: how every write reaches the database.
+
+The rule: every write runs in a write transaction, either as a method decorated with
+`writes` (its body is one transaction, committed together with the writes of other
+threads waiting at the same moment: one fsync for the group), or inside a
+`write_transaction()` block, for work that must commit alone (migrations, purge
+batches, a read-then-write that must hold the lock throughout). On SQLite both queue
+on the database's writer queue first and take the write lock up front (`BEGIN
+IMMEDIATE`), so no transaction ever fails with "database is locked"; on PostgreSQL
+both are plain transactions, and row locks do that job.
+
+Each database has its own queue and group (`WritePath`), so two apps in one process
+never commit each other's work.
+"""
 import fcntl
 import os
 import threading
 from contextlib import contextmanager
 from functools import wraps
 
-import orjson
-from peewee import DatabaseProxy, Field, Model, PostgresqlDatabase, SqliteDatabase
-from playhouse.db_url import parse as parse_url
-from playhouse.pool import PooledPostgresqlDatabase
-
-db = DatabaseProxy()
-
-
-class BaseModel(Model):
-    class Meta:
-        database = db
-        legacy_table_names = False
-
-
-class JSONField(Field):
-    """A free-form JSON value: JSONB on PostgreSQL, compact JSON text on SQLite.
-
-    Both databases hand the value over as JSON text (see PostgresTuning), which
-    orjson parses here: one parser, whatever the database.
-    """
-
-    field_type = "JSONMAP"
-
-    def db_value(self, value):
-        return None if value is None else orjson.dumps(value).decode()
-
-    def python_value(self, value):
-        return None if value is None else orjson.loads(value)
-
-
-# Everything that differs between the two databases is here and in open_database.
-SQLITE_FIELD_TYPES = {"JSONMAP": "TEXT"}
-POSTGRES_FIELD_TYPES = {"JSONMAP": "JSONB"}
-POSTGRES_SCHEMES = ("postgres", "postgresql", "postgres+pool", "postgresql+pool")
-
-
-class PostgresTuning:
-    """PostgreSQL as gensessions uses it: JSONB maps, and each connection set up once."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("field_types", POSTGRES_FIELD_TYPES)
-        kwargs.setdefault("application_name", "gensessions")
-        super().__init__(*args, **kwargs)
-
-    def _initialize_connection(self, conn):
-        import psycopg2.extensions
-        # JSONB arrives as text for JSONField to parse with orjson, not through json.loads.
-        jsonb_as_text = psycopg2.extensions.new_type((3802,), "JSONB_TEXT",
-                                                     lambda value, cursor: value)
-        psycopg2.extensions.register_type(jsonb_as_text, conn)
-        super()._initialize_connection(conn)
-
-
-class Postgres(PostgresTuning, PostgresqlDatabase):
-    pass
-
-
-class PooledPostgres(PostgresTuning, PooledPostgresqlDatabase):
-    pass
-
-
-def open_database(url, busy_timeout=30):
-    """Return a peewee database for `url` (SQLite path or URL, or PostgreSQL URL).
-
-    SQLite gets WAL (readers never block the writer), foreign keys, a busy
-    timeout so writers queue instead of failing, and synchronous=FULL so an
-    acknowledged write survives a power loss. PostgreSQL gets JSONB maps.
-    """
-    scheme = url.partition("://")[0] if "://" in url else ""
-    if scheme in POSTGRES_SCHEMES:
-        database = PooledPostgres if scheme.endswith("+pool") else Postgres
-        return database(**parse_url(url))
-    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
-    in_memory = path in (":memory:", "")
-    pragmas = {"foreign_keys": 1, "busy_timeout": busy_timeout * 1000}
-    if not in_memory:
-        pragmas.update(journal_mode="wal", synchronous="full")
-    # An in-memory database exists only inside its one connection, so every
-    # thread has to share that connection (and `serialize_requests` below).
-    writers.bind(":memory:" if in_memory else path)
-    return SqliteDatabase(
-        ":memory:" if in_memory else path,
-        field_types=SQLITE_FIELD_TYPES,
-        pragmas=pragmas,
-        timeout=busy_timeout,
-        thread_safe=not in_memory,
-        check_same_thread=not in_memory,
-    )
-
-
-def is_sqlite():
-    return isinstance(db.obj, SqliteDatabase)
+from .database import db, is_sqlite
 
 
 class WriterQueue:
@@ -110,17 +32,13 @@ class WriterQueue:
     the time `BEGIN IMMEDIATE` runs, it rarely has to wait.
     """
 
-    def __init__(self):
+    def __init__(self, database_path):
         self._threads = threading.RLock()
-        self._path = None
+        self._path = None if database_path == ":memory:" else database_path + "-writers"
         self._fd = None
         self._pid = None
         self._depth = 0
         self.owner = None  # the thread holding the queue, if any
-
-    def bind(self, database_path):
-        self._path = None if database_path == ":memory:" else database_path + "-writers"
-        self._fd = self._pid = None
 
     def __enter__(self):
         self._threads.acquire()
@@ -149,9 +67,6 @@ class WriterQueue:
         return self._threads
 
 
-writers = WriterQueue()
-
-
 @contextmanager
 def write_transaction():
     """A transaction that takes the write lock up front.
@@ -165,7 +80,7 @@ def write_transaction():
         with db.atomic():
             yield
         return
-    with writers, db.atomic("IMMEDIATE"):
+    with write_path().writers, db.atomic("IMMEDIATE"):
         yield
 
 
@@ -186,15 +101,15 @@ class GroupCommit:
     never read Flask's request state).
     """
 
-    def __init__(self):
+    def __init__(self, writers):
+        self.writers = writers
         self._pending = []
         self._pending_lock = threading.Lock()
 
     def run(self, work):
-        """Run `work()` in a write transaction; return its result once committed."""
-        if not is_sqlite():
-            with db.atomic():
-                return work()
+        """Run `work()` in a write transaction of this SQLite database; return its result
+        once committed."""
+        writers = self.writers
         if writers.held_here():  # already inside a write transaction: a savepoint in it
             with db.atomic():
                 return work()
@@ -258,20 +173,35 @@ class PendingWrite:
         return self.result
 
 
-group_commit = GroupCommit()
+class WritePath:
+    """A SQLite database's writer queue and commit group."""
+
+    def __init__(self, database):
+        self.writers = WriterQueue(database.database)
+        self.group_commit = GroupCommit(self.writers)
+
+
+def write_path(database=None):
+    """The write path of `database` (the active one by default), made on first use."""
+    database = database or db.obj
+    try:
+        return database.write_path
+    except AttributeError:
+        with creating:
+            if not hasattr(database, "write_path"):
+                database.write_path = WritePath(database)
+        return database.write_path
+
+
+creating = threading.Lock()
 
 
 def writes(method):
     """Decorator: the method's body is one write transaction, committed with its group."""
     @wraps(method)
     def wrapper(*args, **kwargs):
-        return group_commit.run(lambda: method(*args, **kwargs))
+        if not is_sqlite():
+            with db.atomic():
+                return method(*args, **kwargs)
+        return write_path().group_commit.run(lambda: method(*args, **kwargs))
     return wrapper
-
-
-def is_shared_connection():
-    """True when all threads share one connection (an in-memory SQLite database)."""
-    return is_sqlite() and db.obj.database == ":memory:"
-
-
-request_lock = threading.RLock()
