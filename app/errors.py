@@ -7,7 +7,7 @@ from peewee import DatabaseError, IntegrityError, InterfaceError
 from werkzeug.exceptions import HTTPException
 
 from .models.exceptions import (IdempotencyConflict, NotFound, StaleRevision, TransitionRefused,
-                               UnknownEvent)
+                                UnknownEvent)
 
 log = logging.getLogger("gensessions.errors")
 

@@ -4,8 +4,8 @@ from flask import Blueprint, current_app, g, url_for
 from .models import Session
 from .schemas import examples
 from .schemas import (encode_cursor, session_create_schema, session_detail_schema,
-                     session_list_query, session_page_schema, session_patch_schema,
-                     session_schema)
+                      session_list_query, session_page_schema, session_patch_schema,
+                      session_schema)
 
 from .auth import require_scope
 from . import clock

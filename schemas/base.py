@@ -7,10 +7,11 @@ handler can turn any ValidationError into `details[]` without parsing text.
 """
 import re
 from datetime import datetime, timezone
-from functools import lru_cache, partial
+from functools import lru_cache
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
-from peewee import FieldAccessor
+
+from .fast_dump import FastDump
 
 MAX_JSON_DEPTH = 64
 
@@ -93,6 +94,8 @@ class JSONObject(CodedField, fields.Dict):
     def _serialize(self, value, attr, obj, **kwargs):
         return value
 
+    fast_dump = None  # stored and dumped as it is
+
 
 def to_rfc3339(ms):
     """Format epoch milliseconds as RFC 3339 UTC with millisecond precision."""
@@ -110,109 +113,19 @@ def camelize(name):
     return head + "".join(part.title() for part in rest)
 
 
-class CamelSchema(Schema):
-    """Fields are snake_case in Python and camelCase in JSON.
-
-    `dump` takes a fast path for the answer schemas: the schema's own fields,
-    compiled once into (attribute, key, conversion) steps, since marshmallow's
-    general dump costs about 20 microseconds a field (measured: 184 ms for an
-    event log of 10,000, against a few ms this way). It gives exactly what
-    Schema.dump gives (tests/test_fast_dump.py); a schema with a field type or
-    hook it does not know dumps the general way.
-    """
+class CamelSchema(FastDump, Schema):
+    """Fields are snake_case in Python and camelCase in JSON; answers dump the fast way
+    (schemas/fast_dump.py)."""
 
     def on_bind_field(self, field_name, field_obj):
         field_obj.data_key = camelize(field_obj.data_key or field_name)
 
-    def dump(self, obj, *, many=None):
-        steps = self.__dict__.get("_dump_steps")
-        if steps is None:
-            steps = self._dump_steps = compile_dump(self)
-        if steps is False:
-            return super().dump(obj, many=many)
-        if self.many if many is None else many:
-            return [dump_with(steps, item) for item in obj]
-        return dump_with(steps, obj)
-
-
-# Field types whose dump is the value itself (as the database and the models give them).
-PLAIN_FIELDS = (fields.String, fields.Integer, fields.Boolean, fields.Dict)
-PLAIN_SERIALIZERS = {fields.String._serialize, fields.Integer._serialize,
-                     fields.Boolean._serialize, fields.Dict._serialize,
-                     JSONObject._serialize}
-MISSING = object()
-
-
-def compile_dump(schema):
-    """[(attribute, data key, conversion or None)] for `schema`; False: use marshmallow."""
-    if any(schema._hooks[hook] for hook in ("pre_dump", "post_dump")) or schema.only \
-            or schema.exclude:
-        return False
-    steps = []
-    for name, field in schema.dump_fields.items():
-        attribute, key = field.attribute or name, field.data_key or name
-        if isinstance(field, Timestamp):
-            convert = timestamp_or_none
-        elif isinstance(field, fields.Nested) and isinstance(field.schema, CamelSchema):
-            convert = field.schema.dump
-        elif isinstance(field, fields.List) and isinstance(field.inner, fields.Nested) \
-                and isinstance(field.inner.schema, CamelSchema):
-            convert = list_dumper(field.inner.schema)
-        elif isinstance(field, PLAIN_FIELDS) and type(field)._serialize in PLAIN_SERIALIZERS:
-            convert = None
-        else:
-            return False
-        steps.append((attribute, key, convert))
-    return steps
-
-
-def list_dumper(schema):
-    def dump_list(items):
-        return None if items is None else [schema.dump(item) for item in items]
-    return dump_list
-
-
-def timestamp_or_none(ms):
-    return None if ms is None else to_rfc3339(ms)
-
-
-def dump_with(steps, obj):
-    """What Schema.dump gives for `obj` (a model or a dict); absent attributes are left out."""
-    if isinstance(obj, dict):
-        get = obj.get
-    else:
-        stored = stored_fields(type(obj))
-        if stored:
-            data = obj.__data__
-
-            def get(attribute, missing):
-                # A peewee field reads its value from __data__ (None when unset).
-                if attribute in stored:
-                    return data.get(attribute)
-                return getattr(obj, attribute, missing)
-        else:
-            get = partial(getattr, obj)
-    result = {}
-    for attribute, key, convert in steps:
-        value = get(attribute, MISSING)
-        if value is not MISSING:
-            result[key] = value if convert is None or value is None else convert(value)
-    return result
-
-
-@lru_cache(maxsize=None)
-def stored_fields(cls):
-    """Names of a peewee model's fields read straight from `__data__` (what their accessor
-    does; foreign keys excepted, whose accessor loads the related row); empty otherwise."""
-    meta = getattr(cls, "_meta", None)
-    if not isinstance(getattr(meta, "fields", None), dict):
-        return frozenset()
-    return frozenset(name for name, field in meta.fields.items()
-                     if type(field).accessor_class is FieldAccessor)
-
 
 class Timestamp(fields.Field):
     """Epoch milliseconds, shown as RFC 3339 UTC with milliseconds (`...T09:15:30.123Z`)."""
+
+    # The fast dump's conversion of a stored value (never None).
+    fast_dump = staticmethod(to_rfc3339)
 
     def _serialize(self, value, attr, obj, **kwargs):
         return None if value is None else to_rfc3339(value)

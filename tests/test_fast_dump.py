@@ -8,7 +8,8 @@ from conftest import SESSIONS
 from gensessions.models import Session, db
 from gensessions.schemas import (event_page_schema, event_schema, health_schema, session_detail_schema,
                      session_page_schema, session_schema)
-from gensessions.schemas.base import compile_dump, to_rfc3339
+from gensessions.schemas.base import to_rfc3339
+from gensessions.schemas.fast_dump import compile_dump
 
 ANSWER_SCHEMAS = [session_schema, session_detail_schema, session_page_schema, event_schema,
                   event_page_schema]

@@ -1,0 +1,101 @@
+"""The answer schemas' fast dump: what marshmallow's Schema.dump gives, about 20x faster.
+
+Marshmallow's general dump costs about 20 microseconds a field (measured: 184 ms for an
+event log of 10,000, against a few ms this way). Here a schema's own fields are compiled
+once into (attribute, key, conversion) steps, and a peewee model's stored values are read
+straight from its `__data__`. It gives exactly what Schema.dump gives
+(tests/test_fast_dump.py); a schema with a field type or hook it does not know dumps the
+general way.
+
+A field says how it dumps fast with a `fast_dump` attribute: None for "the value as it
+is", else a function of the (non-None) value.
+"""
+from functools import lru_cache, partial
+
+from marshmallow import fields
+from peewee import FieldAccessor
+
+# Field types whose dump is the value itself (as the database and the models give them).
+PLAIN_FIELDS = (fields.String, fields.Integer, fields.Boolean, fields.Dict)
+PLAIN_SERIALIZERS = {fields.String._serialize, fields.Integer._serialize,
+                     fields.Boolean._serialize, fields.Dict._serialize}
+MISSING = object()
+
+
+class FastDump:
+    """Schema mixin: `dump` through compiled steps when the schema allows it."""
+
+    def dump(self, obj, *, many=None):
+        steps = self.__dict__.get("_dump_steps")
+        if steps is None:
+            steps = self._dump_steps = compile_dump(self)
+        if steps is False:
+            return super().dump(obj, many=many)
+        if self.many if many is None else many:
+            return [dump_with(steps, item) for item in obj]
+        return dump_with(steps, obj)
+
+
+def compile_dump(schema):
+    """[(attribute, data key, conversion or None)] for `schema`; False: use marshmallow."""
+    if any(schema._hooks[hook] for hook in ("pre_dump", "post_dump")) or schema.only \
+            or schema.exclude:
+        return False
+    steps = []
+    for name, field in schema.dump_fields.items():
+        attribute, key = field.attribute or name, field.data_key or name
+        convert = getattr(field, "fast_dump", MISSING)
+        if convert is not MISSING:
+            pass
+        elif isinstance(field, fields.Nested) and isinstance(field.schema, FastDump):
+            convert = field.schema.dump
+        elif isinstance(field, fields.List) and isinstance(field.inner, fields.Nested) \
+                and isinstance(field.inner.schema, FastDump):
+            convert = list_dumper(field.inner.schema)
+        elif isinstance(field, PLAIN_FIELDS) and type(field)._serialize in PLAIN_SERIALIZERS:
+            convert = None
+        else:
+            return False
+        steps.append((attribute, key, convert))
+    return steps
+
+
+def list_dumper(schema):
+    def dump_list(items):
+        return [schema.dump(item) for item in items]
+    return dump_list
+
+
+def dump_with(steps, obj):
+    """What Schema.dump gives for `obj` (a model or a dict); absent attributes are left out."""
+    if isinstance(obj, dict):
+        get = obj.get
+    else:
+        stored = stored_fields(type(obj))
+        if stored:
+            data = obj.__data__
+
+            def get(attribute, missing):
+                # A peewee field reads its value from __data__ (None when unset).
+                if attribute in stored:
+                    return data.get(attribute)
+                return getattr(obj, attribute, missing)
+        else:
+            get = partial(getattr, obj)
+    result = {}
+    for attribute, key, convert in steps:
+        value = get(attribute, MISSING)
+        if value is not MISSING:
+            result[key] = value if convert is None or value is None else convert(value)
+    return result
+
+
+@lru_cache(maxsize=None)
+def stored_fields(cls):
+    """Names of a peewee model's fields read straight from `__data__` (what their accessor
+    does; foreign keys excepted, whose accessor loads the related row); empty otherwise."""
+    meta = getattr(cls, "_meta", None)
+    if not isinstance(getattr(meta, "fields", None), dict):
+        return frozenset()
+    return frozenset(name for name, field in meta.fields.items()
+                     if type(field).accessor_class is FieldAccessor)
