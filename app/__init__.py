@@ -14,15 +14,15 @@ __version__ = "0.1.0"
 
 def create_app(config=None):
     """Create and configure an instance of the gensessions app."""
+    config = config or {}
     # The instance folder is ./instance of the working directory, wherever the code is
     # installed (Flask's default would follow the package into a virtualenv).
-    app = Flask(__name__, instance_path=os.path.abspath(
-                    os.environ.get("INSTANCE_PATH") or "instance"),
+    instance = config.get("INSTANCE_PATH") or os.environ.get("INSTANCE_PATH") or "instance"
+    app = Flask(__name__, instance_path=os.path.abspath(instance),
                 instance_relative_config=True)
     app.config.from_mapping(DEFAULTS)
     app.config.from_mapping(from_environment())
-    app.config.from_mapping(config or {})
-    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(config)
 
     from . import api, auth, cli, errors, health, http, logs, openapi, purge, ratelimit, security
     from .db import init_db

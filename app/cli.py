@@ -106,6 +106,7 @@ def create_key_command(user_id, org_id, scope, name, expires_in):
 @with_appcontext
 def dev_key_command():
     """Print the development key kept in the instance folder, creating it when missing."""
+    os.makedirs(current_app.instance_path, exist_ok=True)
     path = os.path.join(current_app.instance_path, "dev-api-key")
     with database():
         if os.path.exists(path):

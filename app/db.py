@@ -50,8 +50,11 @@ db.locate_with(app_database)
 
 
 def database_url(app):
-    """DATABASE_URL, or a SQLite file in the instance folder by default."""
-    return app.config["DATABASE_URL"] or os.path.join(app.instance_path, "gensessions.db")
+    """DATABASE_URL, or a SQLite file in the instance folder (made when missing) by default."""
+    if app.config["DATABASE_URL"]:
+        return app.config["DATABASE_URL"]
+    os.makedirs(app.instance_path, exist_ok=True)
+    return os.path.join(app.instance_path, "gensessions.db")
 
 
 def uses_database():
