@@ -56,7 +56,8 @@ def host(tmp_path_factory, wheel):
         (project / name / "__init__.py").write_text(text)
     run(sys.executable, "-m", "venv", str(project / "venv"))
     bin_folder = project / "venv" / "bin"
-    run(str(bin_folder / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+    run(str(bin_folder / "python"), "-m", "pip", "install", "--quiet",
+        "--disable-pip-version-check",
         str(wheel))
     return project, bin_folder
 
