@@ -67,15 +67,15 @@ def test_key_revoked_through_cli_is_401(client, runner, auth_headers):
     assert_unauthorized(client.get(SESSIONS, headers=auth_headers))
 
 
-def test_key_revoked_through_model_is_401(client, auth_headers):
-    with db.connection_context():
+def test_key_revoked_through_model_is_401(app, client, auth_headers):
+    with app.app_context(), db.connection_context():
         assert ApiKey.revoke(public_id(raw_key(auth_headers)), 0)
     assert_unauthorized(client.get(SESSIONS, headers=auth_headers))
 
 
-def test_revoking_one_key_leaves_the_users_other_keys_working(client, make_key):
+def test_revoking_one_key_leaves_the_users_other_keys_working(app, client, make_key):
     first, second = make_key(), make_key()
-    with db.connection_context():
+    with app.app_context(), db.connection_context():
         ApiKey.revoke(public_id(raw_key(first)), 0)
     assert_unauthorized(client.get(SESSIONS, headers=first))
     assert client.get(SESSIONS, headers=second).status_code == 200

@@ -53,8 +53,8 @@ def row_of(runner, key):
     return rows[0]
 
 
-def count(model):
-    with db.connection_context():
+def count(runner, model):
+    with runner.app.app_context(), db.connection_context():
         return model.select().count()
 
 
@@ -74,7 +74,7 @@ def test_command_runs_under_the_test_runner_without_an_app_context(runner, insta
 
 def test_init_db_creates_the_tables(runner):
     invoke_ok(runner, "init-db")
-    with db.connection_context():
+    with runner.app.app_context(), db.connection_context():
         assert {"api_key", "session", "event", "idempotency_record"} <= set(db.get_tables())
 
 
@@ -82,9 +82,9 @@ def test_init_db_twice_keeps_the_data(runner, client, create_session):
     session = create_session()
     invoke_ok(runner, "init-db")
     invoke_ok(runner, "init-db")
-    assert count(Session) == 1
-    assert count(ApiKey) == 1
-    with db.connection_context():
+    assert count(runner, Session) == 1
+    assert count(runner, ApiKey) == 1
+    with runner.app.app_context(), db.connection_context():
         assert Session.get_by_id(session["id"]).user_id == "user_1"
 
 
@@ -152,7 +152,7 @@ def test_create_key_refuses_bad_options(runner, args):
     result = invoke(runner, args)
     assert result.exit_code != 0
     assert result.stdout == ""
-    assert count(ApiKey) == 0
+    assert count(runner, ApiKey) == 0
 
 
 # --- list-keys -----------------------------------------------------------------------------
@@ -228,7 +228,7 @@ def test_dev_key_prints_the_same_key_on_a_second_run(runner, instance):
     first = invoke_ok(runner, "dev-key").stdout
     second = invoke_ok(runner, "dev-key").stdout
     assert first == second
-    assert count(ApiKey) == 1
+    assert count(runner, ApiKey) == 1
 
 
 def test_dev_key_authenticates(runner, client, instance):
@@ -268,8 +268,8 @@ def seeded(client, auth_headers, clock):
     return old, live
 
 
-def stored_ids(model=Session):
-    with db.connection_context():
+def stored_ids(runner, model=Session):
+    with runner.app.app_context(), db.connection_context():
         if model is Session:
             return {row.id for row in Session.select()}
         return {row.session_id for row in Event.select()}
@@ -278,7 +278,7 @@ def stored_ids(model=Session):
 def test_purge_with_nothing_expired_prints_zero(runner, seeded):
     result = invoke_ok(runner, "purge-expired")
     assert result.stdout.splitlines()[-1] == "0"
-    assert stored_ids() == set(seeded[0] + seeded[1])
+    assert stored_ids(runner) == set(seeded[0] + seeded[1])
 
 
 def test_purge_deletes_expired_sessions_and_prints_the_count(runner, seeded, clock):
@@ -286,15 +286,15 @@ def test_purge_deletes_expired_sessions_and_prints_the_count(runner, seeded, clo
     clock.advance(4 * DAY + 1)
     result = invoke_ok(runner, "purge-expired")
     assert result.stdout.splitlines()[-1] == "3"
-    assert stored_ids() == set(live)
+    assert stored_ids(runner) == set(live)
 
 
 def test_purge_deletes_the_events_of_purged_sessions(runner, seeded, clock):
     old, live = seeded
     clock.advance(4 * DAY + 1)
     invoke_ok(runner, "purge-expired")
-    assert stored_ids(Event) == {live[0]}
-    assert count(Event) == 2
+    assert stored_ids(runner, Event) == {live[0]}
+    assert count(runner, Event) == 2
 
 
 def test_purge_leaves_live_sessions_readable(runner, client, auth_headers, seeded, clock):
@@ -317,15 +317,15 @@ def test_purge_a_millisecond_before_expiry_keeps_everything(runner, seeded, cloc
     clock.advance(4 * DAY - 0.001)
     result = invoke_ok(runner, "purge-expired")
     assert result.stdout.splitlines()[-1] == "0"
-    assert len(stored_ids()) == 5
+    assert len(stored_ids(runner)) == 5
 
 
 def test_purge_dry_run_counts_without_deleting(runner, seeded, clock):
     clock.advance(4 * DAY + 1)
     result = invoke_ok(runner, "purge-expired", "--dry-run")
     assert result.stdout.splitlines()[-1] == "3"
-    assert len(stored_ids()) == 5
-    assert count(Event) == 6
+    assert len(stored_ids(runner)) == 5
+    assert count(runner, Event) == 6
 
 
 def test_purge_after_dry_run_still_purges(runner, seeded, clock):
@@ -340,8 +340,8 @@ def test_purge_in_batches_of_one(runner, seeded, clock):
     clock.advance(4 * DAY + 1)
     result = invoke_ok(runner, "purge-expired", "--batch-size", "1")
     assert result.stdout.splitlines()[-1] == "3"
-    assert stored_ids() == set(live)
-    assert stored_ids(Event) == {live[0]}
+    assert stored_ids(runner) == set(live)
+    assert stored_ids(runner, Event) == {live[0]}
     assert len([line for line in result.stderr.splitlines() if "so far" in line]) == 3
 
 
@@ -349,7 +349,7 @@ def test_purge_everything_once_all_expired(runner, seeded, clock):
     clock.advance(8 * DAY)
     result = invoke_ok(runner, "purge-expired", "--batch-size", "2")
     assert result.stdout.splitlines()[-1] == "5"
-    assert count(Session) == 0 and count(Event) == 0
+    assert count(runner, Session) == 0 and count(runner, Event) == 0
 
 
 @pytest.mark.parametrize("size", ["0", "-1", "abc"])
@@ -357,4 +357,4 @@ def test_purge_refuses_a_bad_batch_size(runner, seeded, clock, size):
     clock.advance(8 * DAY)
     result = invoke(runner, ["purge-expired", "--batch-size", size])
     assert result.exit_code != 0
-    assert len(stored_ids()) == 5
+    assert len(stored_ids(runner)) == 5

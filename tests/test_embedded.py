@@ -13,12 +13,14 @@ SESSIONS = "/v1/products/generation/sessions"
 def memory_app():
     app = create_app({"DATABASE_URL": ":memory:", "PURGE_SCHEDULE": "off", "RATE_LIMIT": "off"})
     yield app
-    db.close()
+    with app.app_context():
+        db.close()
 
 
 @pytest.fixture
 def headers(memory_app):
-    _, key = ApiKey.issue("demo_user", 0)
+    with memory_app.app_context():
+        _, key = ApiKey.issue("demo_user", 0)
     return {"Authorization": f"Bearer {key}"}
 
 

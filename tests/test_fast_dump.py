@@ -26,7 +26,7 @@ def test_every_answer_schema_takes_the_fast_path(schema):
 
 
 @pytest.fixture
-def stored(client, auth_headers):
+def stored(app, client, auth_headers):
     """Two sessions (one full, one bare) with events of every shape; their models."""
     full = client.post(SESSIONS, json=FULL_SESSION, headers=auth_headers).json
     bare = client.post(SESSIONS, json={}, headers=auth_headers).json
@@ -37,7 +37,7 @@ def stored(client, auth_headers):
         client.post(f"{SESSIONS}/{full['id']}/events", headers=auth_headers,
                     json={"type": "progress", "message": None if n % 3 else f"m{n}",
                           "stage": None if n == 4 else "x", "payload": {"n": n} if n % 2 else None})
-    with db.connection_context():
+    with app.app_context(), db.connection_context():
         sessions = [Session.get_live_with_events(s["id"], "user_1", 0)
                     for s in (full, bare)]
     return sessions

@@ -588,8 +588,12 @@ def test_a_piece_of_work_that_fails_after_writing_undoes_only_itself(app):
     of a group is checked here, with three pieces made to share one group: the group is run
     again with each piece in a savepoint, and the pieces around the failing one are each
     stored once, not once per run."""
+    from gensessions.db import binding
     from gensessions.models import Session, db
-    from gensessions.models.base import group_commit, writers
+    from gensessions.models.writes import write_path
+
+    path = write_path(binding(app).database)
+    group_commit, writers = path.group_commit, path.writers
 
     def write(title):
         return lambda: Session.start("user_gc", None, 1_795_425_330_123, 3600,
@@ -602,12 +606,13 @@ def test_a_piece_of_work_that_fails_after_writing_undoes_only_itself(app):
     outcomes = {}
 
     def caller(name, work):
-        try:
-            outcomes[name] = group_commit.run(work)
-        except ValueError as error:
-            outcomes[name] = error
-        finally:
-            db.close()
+        with app.app_context():  # a thread of its own: the app's database through its context
+            try:
+                outcomes[name] = group_commit.run(work)
+            except ValueError as error:
+                outcomes[name] = error
+            finally:
+                db.close()
 
     threads = []
     with writers.thread_turn():  # all queue before any can lead: one group of three
@@ -624,7 +629,7 @@ def test_a_piece_of_work_that_fails_after_writing_undoes_only_itself(app):
     assert isinstance(outcomes["fails"], ValueError)
     assert outcomes["before"].prd == {"title": "before"}
     assert outcomes["after"].prd == {"title": "after"}
-    with db.connection_context():
+    with app.app_context(), db.connection_context():
         stored = {row.id: row.prd["title"]
                   for row in Session.select().where(Session.user_id == "user_gc")}
     assert stored == {outcomes["before"].id: "before", outcomes["after"].id: "after"}

@@ -46,13 +46,13 @@ def key_row(runner, key):
     return matching[0]
 
 
-def stored(key):
-    with db.connection_context():
+def stored(runner, key):
+    with runner.app.app_context(), db.connection_context():
         return ApiKey.get_by_id(public_id(key))
 
 
-def key_count():
-    with db.connection_context():
+def key_count(runner):
+    with runner.app.app_context(), db.connection_context():
         return ApiKey.select().count()
 
 
@@ -113,7 +113,7 @@ def test_key_without_expires_in_never_expires(runner, client, clock):
     key = create_key(runner)
     row = key_row(runner, key)
     assert (row["STATE"], row["EXPIRES"]) == ("active", "-")
-    assert stored(key).expires_at is None
+    assert stored(runner, key).expires_at is None
     clock.advance(150 * 365 * 24 * 3600)
     assert key_row(runner, key)["STATE"] == "active"
     assert status(client, key) == 200
@@ -137,7 +137,7 @@ def test_create_key_reports_the_expiry_on_stderr(runner, clock):
 ])
 def test_expires_in_accepts_a_duration(runner, clock, duration, ms, expires):
     key = create_key(runner, "--expires-in", duration)
-    assert stored(key).expires_at == START_MS + ms
+    assert stored(runner, key).expires_at == START_MS + ms
     row = key_row(runner, key)
     assert RFC3339.fullmatch(row["EXPIRES"])
     assert (row["EXPIRES"], row["STATE"]) == (expires, "active")
@@ -152,14 +152,14 @@ def test_expires_in_refuses_what_is_not_a_duration(runner, clock, duration):
     assert result.exit_code != 0, result.output
     assert result.stdout == ""
     assert "duration" in result.stderr
-    assert key_count() == 0
+    assert key_count(runner) == 0
 
 
 def test_expires_in_refuses_a_negative_number_as_a_separate_argument(runner, clock):
     result = invoke(runner, ["create-key", "--user-id", "u1", "--expires-in", "-5"])
     assert result.exit_code != 0
     assert result.stdout == ""
-    assert key_count() == 0
+    assert key_count(runner) == 0
 
 
 # --- revocation and expiry ------------------------------------------------------------------
@@ -197,7 +197,7 @@ def test_dev_key_never_expires(runner, client, clock, instance):
     assert status(client, key) == 200
     assert key_row(runner, key)["STATE"] == "active"
     assert invoke_ok(runner, "dev-key").stdout.strip() == key
-    assert key_count() == 1
+    assert key_count(runner) == 1
 
 
 # --- last used ------------------------------------------------------------------------------
@@ -209,14 +209,14 @@ def test_last_used_is_written_at_most_once_a_minute(runner, client, clock):
         assert status(client, key) == 200
         clock.advance(1)
     assert key_row(runner, key)["LAST USED"] == START
-    assert stored(key).last_used_at == START_MS
+    assert stored(runner, key).last_used_at == START_MS
     clock.advance(30 - 5)  # 30 s after the first request
     assert status(client, key) == 200
     assert key_row(runner, key)["LAST USED"] == START
     clock.advance(31)  # 61 s after it
     assert status(client, key) == 200
     assert key_row(runner, key)["LAST USED"] == "2026-11-23T09:16:31.123Z"
-    assert stored(key).last_used_at == START_MS + 61_000
+    assert stored(runner, key).last_used_at == START_MS + 61_000
 
 
 def test_last_used_moves_exactly_one_minute_after_the_last_write(runner, client, clock):
@@ -224,10 +224,10 @@ def test_last_used_moves_exactly_one_minute_after_the_last_write(runner, client,
     assert status(client, key) == 200
     clock.advance(MINUTE - 0.001)
     assert status(client, key) == 200
-    assert stored(key).last_used_at == START_MS
+    assert stored(runner, key).last_used_at == START_MS
     clock.advance(0.001)
     assert status(client, key) == 200
-    assert stored(key).last_used_at == START_MS + 60_000
+    assert stored(runner, key).last_used_at == START_MS + 60_000
 
 
 def test_refused_requests_do_not_touch_last_used(runner, client, clock):
@@ -235,8 +235,8 @@ def test_refused_requests_do_not_touch_last_used(runner, client, clock):
     assert status(client, key) == 200
     clock.advance(2 * MINUTE)
     assert status(client, key) == 401
-    assert stored(key).last_used_at == START_MS
+    assert stored(runner, key).last_used_at == START_MS
     revoked = create_key(runner)
     invoke_ok(runner, "revoke-key", public_id(revoked))
     assert status(client, revoked) == 401
-    assert stored(revoked).last_used_at is None
+    assert stored(runner, revoked).last_used_at is None

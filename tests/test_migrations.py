@@ -15,6 +15,7 @@ print make the database old again after the app started (as a restore of an
 old backup under a running app would), then run the command; the subprocess
 tests run the real `flask --app wsgi migrate` on an old database.
 """
+import contextlib
 import os
 import re
 import subprocess
@@ -26,9 +27,8 @@ import pytest
 
 from gensessions import create_app
 from databases import TEST_DATABASE_URL, drop_database, make_database
-from gensessions.models import MODELS, ApiKey, db
+from gensessions.models import MODELS, ApiKey, db, open_database, using
 from gensessions.models.api_key import hash_secret
-from gensessions.models.base import open_database
 from gensessions.models.migrations import STEPS, AppliedMigration
 
 from conftest import SESSIONS
@@ -64,20 +64,35 @@ def url(request, tmp_path):
         drop_database(database_url)
 
 
-def close_app_database():
-    if db.obj is not None:
-        db.close()
-
-
 @pytest.fixture
 def make_app(url):
-    """create_app on `url` (any number of times); the database is closed after the test."""
+    """create_app on `url` (any number of times, one after the other: the databases of the
+    apps made before are closed first); every app's database is closed after the test."""
+    made = []
+
+    def close_all():
+        for app in made:
+            with app.app_context():
+                db.close()
+
     def make():
-        close_app_database()
-        return create_app({"DATABASE_URL": url, "TESTING": True, "PURGE_SCHEDULE": "off",
-                           "RATE_LIMIT": "off"})
+        close_all()
+        made.append(create_app({"DATABASE_URL": url, "TESTING": True,
+                                "PURGE_SCHEDULE": "off", "RATE_LIMIT": "off"}))
+        return made[-1]
     yield make
-    close_app_database()
+    close_all()
+
+
+@contextlib.contextmanager
+def models_on(url):
+    """The models bound to the database at `url` (no app), on a connection of its own."""
+    database = open_database(url)
+    try:
+        with using(database), database.connection_context():
+            yield database
+    finally:
+        database.close()
 
 
 def run_sql(url, *statements):
@@ -113,15 +128,10 @@ def make_old(url, record_initial=False):
 
 def build_old_database(url, record_initial=False):
     """An old database with one API key and one live session of its user, by raw SQL."""
-    close_app_database()
     # Through the models' own handle: peewee's Database.create_tables(models) on another
     # database object would still create them where the models are bound.
-    db.initialize(open_database(url))
-    try:
-        with db.connection_context():
-            db.create_tables(MODELS)
-    finally:
-        db.close()
+    with models_on(url):
+        db.create_tables(MODELS)
     make_old(url, record_initial)
     now = int(time.time() * 1000)
     run_sql(url, (
@@ -161,13 +171,13 @@ def status_lines(runner):
 def assert_all_applied(runner):
     rows = status_lines(runner)
     assert all(when != "pending" for _, when in rows), rows
-    with db.connection_context():
+    with runner.app.app_context(), db.connection_context():
         assert sorted(row.name for row in AppliedMigration.select()) == sorted(STEP_NAMES)
     return rows
 
 
-def api_key_columns():
-    with db.connection_context():
+def api_key_columns(url):
+    with models_on(url):
         return {column.name for column in db.get_columns("api_key")}
 
 
@@ -181,7 +191,7 @@ def assert_old_data_intact(app):
     session = client.get(f"{SESSIONS}/{OLD_SESSION_ID}", headers=headers)
     assert session.status_code == 200
     assert (session.json["userId"], session.json["status"]) == ("old_user", "planning")
-    with db.connection_context():
+    with app.app_context(), db.connection_context():
         key = ApiKey.get_by_id(OLD_KEY_ID)
     assert (key.user_id, key.expires_at, key.revoked_at) == ("old_user", None, None)
     row = [line.split() for line in invoke_ok(app.test_cli_runner(), "list-keys").stdout
@@ -191,9 +201,9 @@ def assert_old_data_intact(app):
 
 # --- a fresh database -----------------------------------------------------------------------
 
-def test_fresh_database_has_every_step_recorded_as_applied(make_app):
+def test_fresh_database_has_every_step_recorded_as_applied(url, make_app):
     app = make_app()
-    assert "expires_at" in api_key_columns()
+    assert "expires_at" in api_key_columns(url)
     rows = assert_all_applied(app.test_cli_runner())
     assert len({when for _, when in rows}) == 1  # recorded together, at creation
 
@@ -206,7 +216,7 @@ def test_migrate_on_a_fresh_database_applies_nothing(make_app):
         assert result.stdout == ""
         assert "0 migration steps applied" in result.stderr
     assert status_lines(runner) == before
-    with db.connection_context():
+    with runner.app.app_context(), db.connection_context():
         assert AppliedMigration.select().count() == len(STEPS)
 
 
@@ -234,7 +244,7 @@ def test_two_apps_one_after_the_other_on_one_database(make_app):
                           headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 200
     assert status_lines(second.test_cli_runner()) == before
-    with db.connection_context():
+    with second.app_context(), db.connection_context():
         assert AppliedMigration.select().count() == len(STEPS)
 
 
@@ -244,16 +254,16 @@ def test_two_apps_one_after_the_other_on_one_database(make_app):
 def test_old_database_is_migrated_when_the_app_starts(url, make_app, record_initial):
     build_old_database(url, record_initial)
     app = make_app()
-    assert "expires_at" in api_key_columns()
+    assert "expires_at" in api_key_columns(url)
     rows = dict(assert_all_applied(app.test_cli_runner()))
     if record_initial:  # the record already there is kept as it was
         assert rows[STEP_NAMES[0]] == "2023-11-14T22:13:20.000Z"
     assert_old_data_intact(app)
 
 
-def index_shapes():
+def index_shapes(url):
     """{table: {(columns, unique)}} of the service's tables, as the database has them."""
-    with db.connection_context():
+    with models_on(url):
         return {model._meta.table_name: {(tuple(index.columns), index.unique)
                                          for index in db.get_indexes(model._meta.table_name)}
                 for model in MODELS}
@@ -261,12 +271,12 @@ def index_shapes():
 
 def test_a_migrated_database_has_the_indexes_of_a_fresh_one(url, make_app):
     make_app()
-    fresh = index_shapes()
+    fresh = index_shapes(url)
     assert (("user_id", "status", "created_at", "id", "expires_at"), False) in fresh["session"]
     build_old_database(url)
-    assert (("user_id", "status", "expires_at"), False) in index_shapes()["session"]
+    assert (("user_id", "status", "expires_at"), False) in index_shapes(url)["session"]
     make_app()
-    assert index_shapes() == fresh
+    assert index_shapes(url) == fresh
 
 
 @pytest.mark.parametrize("record_initial", [False, True], ids=["no-record", "0001-recorded"])
@@ -275,7 +285,7 @@ def test_migrated_database_takes_expiring_keys(url, make_app, record_initial):
     app = make_app()
     runner = app.test_cli_runner()
     key = invoke_ok(runner, "create-key", "--user-id", "u1", "--expires-in", "1h").stdout.strip()
-    with db.connection_context():
+    with app.app_context(), db.connection_context():
         row = ApiKey.get_by_id(key.split("_")[1])
     assert row.expires_at == row.created_at + 3_600_000
     assert app.test_client().get(SESSIONS, headers={"Authorization": f"Bearer {key}"}) \
@@ -290,17 +300,17 @@ def test_migrate_applies_and_prints_the_missing_steps(url, make_app, record_init
     rows = dict(status_lines(runner))
     assert rows[STEP_NAMES[1]] == "pending"
     assert rows[STEP_NAMES[0]] == ("2023-11-14T22:13:20.000Z" if record_initial else "pending")
-    assert "expires_at" not in api_key_columns()
+    assert "expires_at" not in api_key_columns(url)
 
     result = invoke_ok(runner, "migrate")
     assert result.stdout == LATER_STEPS
     assert f"{len(STEP_NAMES) - 1} migration steps applied" in result.stderr
-    assert "expires_at" in api_key_columns()
+    assert "expires_at" in api_key_columns(url)
     assert_all_applied(runner)
 
     again = invoke_ok(runner, "migrate")
     assert again.stdout == ""
-    with db.connection_context():
+    with app.app_context(), db.connection_context():
         assert AppliedMigration.select().count() == len(STEPS)
 
 
@@ -312,7 +322,7 @@ def test_init_db_migrates_an_old_database(url, make_app, record_initial):
     result = invoke_ok(runner, "init-db")
     assert result.stdout == ""
     assert f"({len(STEP_NAMES) - 1} migration steps applied)" in result.stderr
-    assert "expires_at" in api_key_columns()
+    assert "expires_at" in api_key_columns(url)
     assert_all_applied(runner)
 
 

@@ -15,7 +15,7 @@ MINUTE_MS = 60_000
 @pytest.fixture
 def conn(app):
     """The app's database, connected for the length of a test."""
-    with db.connection_context():
+    with app.app_context(), db.connection_context():
         yield db
 
 

@@ -28,7 +28,7 @@ THREAD = "gensessions-purge"
 @pytest.fixture
 def conn(app):
     """The app's database, connected for the length of a test."""
-    with db.connection_context():
+    with app.app_context(), db.connection_context():
         yield db
 
 
@@ -300,11 +300,8 @@ def test_bad_cron_expression_is_a_value_error_naming_the_setting(expression):
 
 
 def test_create_app_refuses_a_bad_schedule(tmp_path):
-    try:
-        with pytest.raises(ValueError, match="PURGE_SCHEDULE='bogus'"):
-            create_app({"DATABASE_URL": str(tmp_path / "t.db"), "PURGE_SCHEDULE": "bogus"})
-    finally:
-        db.close()
+    with pytest.raises(ValueError, match="PURGE_SCHEDULE='bogus'"):
+        create_app({"DATABASE_URL": str(tmp_path / "t.db"), "PURGE_SCHEDULE": "bogus"})
 
 
 def test_schedule_off_attaches_no_scheduler(app):
@@ -335,7 +332,8 @@ def scheduled_app(tmp_path):
         yield app
     finally:
         app.extensions["purge_scheduler"].stop()
-        db.close()
+        with app.app_context():
+            db.close()
 
 
 def test_creating_the_app_starts_no_purge_thread(scheduled_app):
@@ -351,7 +349,7 @@ def test_the_first_request_starts_one_purge_thread(scheduled_app):
 
 
 def test_the_scheduler_purges_expired_sessions_within_seconds(scheduled_app):
-    with db.connection_context():
+    with scheduled_app.app_context(), db.connection_context():
         _, key = ApiKey.issue("user_1", 0, organization_id="org_1")
     headers = {"Authorization": f"Bearer {key}"}
     client = scheduled_app.test_client()
@@ -364,11 +362,11 @@ def test_the_scheduler_purges_expired_sessions_within_seconds(scheduled_app):
                                headers=headers).status_code == 201
 
     def all_gone():
-        with db.connection_context():
+        with scheduled_app.app_context(), db.connection_context():
             return Session.select().count() == 0 and Event.select().count() == 0
 
     wait_until(all_gone, 4, "the scheduled purge")
-    with db.connection_context():
+    with scheduled_app.app_context(), db.connection_context():
         assert state().last_trigger == "schedule"
 
 
@@ -380,7 +378,7 @@ def test_stop_ends_the_purge_thread(scheduled_app):
 
 
 def test_run_slot_logs_the_count_and_duration(app, clock, caplog):
-    with db.connection_context():
+    with app.app_context(), db.connection_context():
         start(clock.ms), start(clock.ms)
     clock.advance(TTL)
     caplog.set_level(logging.INFO, logger="gensessions.purge")
@@ -394,7 +392,7 @@ def test_run_slot_runs_each_slot_once(app, clock):
     scheduler = PurgeScheduler(app, "* * * * * *", 10, 0)
     scheduler.run_slot(SLOT)
     scheduler.run_slot(SLOT)
-    with db.connection_context():
+    with app.app_context(), db.connection_context():
         assert (state().runs, state().last_slot) == (1, SLOT)
 
 
@@ -410,7 +408,7 @@ def invoke(runner, *args):
 @pytest.fixture
 def expired_three(app, clock):
     """Three sessions (one with events) that expire TTL seconds from the frozen now."""
-    with db.connection_context():
+    with app.app_context(), db.connection_context():
         ids = {start(clock.ms, events=2), start(clock.ms), start(clock.ms)}
     clock.advance(TTL)
     return ids
@@ -430,7 +428,7 @@ def test_purge_status_before_any_purge(runner):
 
 
 def test_purge_status_shows_a_running_purge(runner, clock):
-    with db.connection_context():
+    with runner.app.app_context(), db.connection_context():
         assert PurgeState.acquire("other-host:1", clock.ms, "schedule")
     status = json.loads(invoke(runner, "purge-status").stdout)
     assert (status["running"], status["lastTrigger"]) == (True, "schedule")
@@ -438,12 +436,12 @@ def test_purge_status_shows_a_running_purge(runner, clock):
 
 def test_purge_expired_while_another_purge_runs_prints_zero_and_deletes_nothing(
         runner, expired_three, clock):
-    with db.connection_context():
+    with runner.app.app_context(), db.connection_context():
         assert PurgeState.acquire("other-host:1", clock.ms, "schedule")
     result = invoke(runner, "purge-expired")
     assert result.stdout.splitlines()[-1] == "0"
     assert "another purge is running" in result.stderr
-    with db.connection_context():
+    with runner.app.app_context(), db.connection_context():
         assert session_ids() == expired_three
         assert Event.select().count() == 2
 

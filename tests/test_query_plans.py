@@ -10,8 +10,8 @@ from gensessions.models.session import COUNTS, LIVE_BY_ID, PAGES
 NOW = 1_795_425_330_123
 
 
-def plan(prepared, *arguments):
-    with db.connection_context():
+def plan(app, prepared, *arguments):
+    with app.app_context(), db.connection_context():
         sql, params = prepared.sql(arguments)
         return " | ".join(row[3] for row in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params))
 
@@ -25,7 +25,7 @@ def plan(prepared, *arguments):
                  "(created_at,id)<(?,?))"),
 ], ids=["first-page", "cursor-page", "status-page", "status-cursor-page"])
 def test_every_page_walks_an_index_in_page_order(app, filtered, after, index):
-    text = plan(PAGES[filtered, after], "u", NOW, "planning", NOW, "sess_x", 21, 0)
+    text = plan(app, PAGES[filtered, after], "u", NOW, "planning", NOW, "sess_x", 21, 0)
     assert "TEMP B-TREE" not in text, text
     assert f"USING INDEX {index}" in text, text
 
@@ -36,10 +36,10 @@ def test_every_page_walks_an_index_in_page_order(app, filtered, after, index):
     (True, "session_user_id_status_created_at_id_expires_at (user_id=? AND status=?)"),
 ], ids=["total", "status-total"])
 def test_counts_are_covering_index_scans(app, filtered, index):
-    text = plan(COUNTS[filtered], "u", NOW, "planning")
+    text = plan(app, COUNTS[filtered], "u", NOW, "planning")
     assert text == f"SEARCH t1 USING COVERING INDEX {index}", text
 
 
 @pytest.mark.sqlite_only
 def test_a_session_is_found_by_its_primary_key(app):
-    assert "USING INDEX sqlite_autoindex_session_1 (id=?)" in plan(LIVE_BY_ID, "sess_x", "u", NOW)
+    assert "USING INDEX sqlite_autoindex_session_1 (id=?)" in plan(app, LIVE_BY_ID, "sess_x", "u", NOW)

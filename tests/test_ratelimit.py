@@ -10,6 +10,7 @@ import requests
 
 from gensessions import create_app
 from gensessions.ratelimit import credential_key
+from gensessions.db import close_database
 from gensessions.models import ApiKey, db
 
 from conftest import SESSIONS, assert_error
@@ -31,9 +32,9 @@ def make_app(tmp_path, rate_limit, **settings):
                        "PURGE_SCHEDULE": "off", "RATE_LIMIT": rate_limit, **settings})
 
 
-def issue_key(user_id="user_1"):
-    """A real API key in the database of the app created last (the models' proxy)."""
-    with db.connection_context():
+def issue_key(app, user_id="user_1"):
+    """A real API key in `app`'s database."""
+    with app.app_context(), db.connection_context():
         _, key = ApiKey.issue(user_id, 0)
     return key
 
@@ -47,7 +48,7 @@ def limited(tmp_path):
     """An app limited to 3 requests a minute per credential."""
     app = make_app(tmp_path, f"{LIMIT}/minute")
     yield app
-    db.close()
+    close_database(app)
 
 
 @pytest.fixture
@@ -62,19 +63,19 @@ def statuses(client, count, path=SESSIONS, **kwargs):
 # --- 429 and its headers ----------------------------------------------------------------
 
 def test_requests_up_to_the_limit_succeed_and_the_next_is_429(client):
-    headers = bearer(issue_key())
+    headers = bearer(issue_key(client.application))
     assert statuses(client, LIMIT + 1, headers=headers) == [200] * LIMIT + [429]
 
 
 def test_429_is_the_contracts_error_shape(client):
-    headers = bearer(issue_key())
+    headers = bearer(issue_key(client.application))
     statuses(client, LIMIT, headers=headers)
     body = assert_error(client.get(SESSIONS, headers=headers), 429)
     assert set(body) == {"error"}
 
 
 def test_429_has_a_positive_integer_retry_after(client):
-    headers = bearer(issue_key())
+    headers = bearer(issue_key(client.application))
     statuses(client, LIMIT, headers=headers)
     response = client.get(SESSIONS, headers=headers)
     assert response.status_code == 429
@@ -84,7 +85,7 @@ def test_429_has_a_positive_integer_retry_after(client):
 
 
 def test_429_has_both_families_of_rate_limit_headers(client):
-    headers = bearer(issue_key())
+    headers = bearer(issue_key(client.application))
     statuses(client, LIMIT, headers=headers)
     response = client.get(SESSIONS, headers=headers)
     assert response.status_code == 429
@@ -95,7 +96,7 @@ def test_429_has_both_families_of_rate_limit_headers(client):
 
 
 def test_x_ratelimit_reset_is_an_epoch_time_within_the_window(client):
-    headers = bearer(issue_key())
+    headers = bearer(issue_key(client.application))
     before = time.time()
     statuses(client, LIMIT, headers=headers)
     reset = client.get(SESSIONS, headers=headers).headers["X-RateLimit-Reset"]
@@ -103,7 +104,7 @@ def test_x_ratelimit_reset_is_an_epoch_time_within_the_window(client):
 
 
 def test_ratelimit_reset_is_seconds_from_now_within_the_window(client):
-    headers = bearer(issue_key())
+    headers = bearer(issue_key(client.application))
     statuses(client, LIMIT, headers=headers)
     reset = client.get(SESSIONS, headers=headers).headers["RateLimit-Reset"]
     assert reset.isdigit(), reset
@@ -111,7 +112,7 @@ def test_ratelimit_reset_is_seconds_from_now_within_the_window(client):
 
 
 def test_remaining_counts_down_on_successful_answers(client):
-    headers = bearer(issue_key())
+    headers = bearer(issue_key(client.application))
     responses = [client.get(SESSIONS, headers=headers) for _ in range(LIMIT)]
     assert [r.status_code for r in responses] == [200] * LIMIT
     assert [r.headers["X-RateLimit-Remaining"] for r in responses] == ["2", "1", "0"]
@@ -122,7 +123,7 @@ def test_remaining_counts_down_on_successful_answers(client):
 # --- buckets ----------------------------------------------------------------------------
 
 def test_a_second_key_is_served_while_the_first_is_limited(client):
-    first, second = bearer(issue_key("user_1")), bearer(issue_key("user_2"))
+    first, second = bearer(issue_key(client.application, "user_1")), bearer(issue_key(client.application, "user_2"))
     assert statuses(client, LIMIT + 1, headers=first)[-1] == 429
     response = client.get(SESSIONS, headers=second)
     assert response.status_code == 200
@@ -130,7 +131,7 @@ def test_a_second_key_is_served_while_the_first_is_limited(client):
 
 
 def test_one_bucket_per_credential_across_all_api_routes(client):
-    headers = bearer(issue_key())
+    headers = bearer(issue_key(client.application))
     created = client.post(SESSIONS, json={}, headers=headers)
     session = f"{SESSIONS}/{created.json['id']}"
     answers = [created.status_code,
@@ -141,7 +142,7 @@ def test_one_bucket_per_credential_across_all_api_routes(client):
 
 
 def test_bare_and_bearer_forms_of_a_key_share_one_bucket(client):
-    key = issue_key()
+    key = issue_key(client.application)
     answers = [client.get(SESSIONS, headers={"Authorization": key}).status_code,
                client.get(SESSIONS, headers=bearer(key)).status_code,
                client.get(SESSIONS, headers={"Authorization": key}).status_code,
@@ -163,7 +164,7 @@ def test_another_address_without_credentials_has_its_own_bucket(client):
 
 @pytest.mark.parametrize("path", ["/healthz", "/v1/openapi.json", "/docs/"])
 def test_exempt_routes_are_never_limited(client, path):
-    key = issue_key()
+    key = issue_key(client.application)
     answers = [client.get(path, headers=bearer(key)) for _ in range(5 * LIMIT)]
     answers += [client.get(path) for _ in range(5 * LIMIT)]
     assert [response.status_code for response in answers] == [200] * (10 * LIMIT)
@@ -173,7 +174,7 @@ def test_exempt_routes_are_never_limited(client, path):
 
 @pytest.mark.parametrize("path", ["/healthz", "/v1/openapi.json", "/docs/"])
 def test_exempt_routes_do_not_use_up_the_bucket(client, path):
-    headers = bearer(issue_key())
+    headers = bearer(issue_key(client.application))
     for _ in range(5 * LIMIT):
         client.get(path, headers=headers)
     response = client.get(SESSIONS, headers=headers)
@@ -186,11 +187,11 @@ def test_exempt_routes_do_not_use_up_the_bucket(client, path):
 def test_off_sends_no_rate_limit_headers_and_never_429(tmp_path):
     app = make_app(tmp_path, "off")
     try:
-        client, headers = app.test_client(), bearer(issue_key())
+        client, headers = app.test_client(), bearer(issue_key(app))
         answers = [client.get(SESSIONS, headers=headers) for _ in range(50)]
         answers += [client.get(SESSIONS) for _ in range(50)]
     finally:
-        db.close()
+        close_database(app)
     assert [r.status_code for r in answers] == [200] * 50 + [401] * 50
     assert not [name for r in answers for name in RATE_HEADERS + ("Retry-After",)
                 if name in r.headers]
@@ -198,17 +199,14 @@ def test_off_sends_no_rate_limit_headers_and_never_429(tmp_path):
 
 @pytest.mark.parametrize("value", ["lots", "10/fortnight"])
 def test_a_malformed_rate_limit_fails_at_start_naming_the_setting(tmp_path, value):
-    try:
-        with pytest.raises(ValueError, match="RATE_LIMIT") as raised:
-            make_app(tmp_path, value)
-    finally:
-        db.close()
+    with pytest.raises(ValueError, match="RATE_LIMIT") as raised:
+        make_app(tmp_path, value)
     assert value in str(raised.value)
 
 
 @pytest.mark.parametrize("form", ["Bearer {}", "{}", "bearer  {}  "])
 def test_the_bucket_key_never_contains_the_credential(limited, form):
-    key = issue_key()
+    key = issue_key(limited)
     secret = key.split("_", 2)[2]
     with limited.test_request_context(SESSIONS, headers={"Authorization": form.format(key)}):
         bucket = credential_key()
@@ -218,7 +216,7 @@ def test_the_bucket_key_never_contains_the_credential(limited, form):
 
 
 def test_the_bucket_key_is_the_same_for_the_bare_and_bearer_forms(limited):
-    key = issue_key()
+    key = issue_key(limited)
     buckets = set()
     for value in (key, f"Bearer {key}"):
         with limited.test_request_context(SESSIONS, headers={"Authorization": value}):

@@ -11,6 +11,7 @@ rate limit.
 import pytest
 
 from gensessions import create_app
+from gensessions.db import close_database
 from gensessions.models import ApiKey, db
 
 from conftest import SESSIONS, assert_error
@@ -141,18 +142,22 @@ def test_preflight_gets_no_cors_headers_by_default(client):
 @pytest.fixture
 def make_app(tmp_path):
     """create_app on a temporary SQLite file with extra settings; closes the database after."""
+    made = []
+
     def make(**config):
         settings = {"DATABASE_URL": str(tmp_path / "test.db"), "TESTING": True,
                     "PURGE_SCHEDULE": "off", "RATE_LIMIT": "off"}
         settings.update(config)
-        return create_app(settings)
+        made.append(create_app(settings))
+        return made[-1]
     yield make
-    db.close()
+    for app in made:
+        close_database(app)
 
 
 def bearer_for(app):
     """A fresh API key on `app`'s database, as Authorization headers."""
-    with db.connection_context():
+    with app.app_context(), db.connection_context():
         _, key = ApiKey.issue("user_1", 0, organization_id="org_1")
     return {"Authorization": f"Bearer {key}"}
 

@@ -29,6 +29,7 @@ from cryptography.x509.oid import NameOID
 
 from gensessions import create_app
 from gensessions.ratelimit import credential_key
+from gensessions.db import close_database
 from gensessions.models import ApiKey, db
 
 from conftest import SESSIONS, assert_error
@@ -157,8 +158,8 @@ def make_app(tmp_path):
         made.append(app)
         return app
     yield make
-    if made:  # create_app refuses a bad key file before it opens the database
-        db.close()
+    for app in made:  # (create_app refuses a bad key file before it opens the database)
+        close_database(app)
 
 
 @pytest.fixture
@@ -217,8 +218,8 @@ def test_a_tokens_list_shows_only_its_users_sessions(client, private_key, make_k
     assert session_ids(client, headers) == own
 
 
-def test_a_token_and_an_api_key_of_the_same_user_see_the_same_sessions(client, headers):
-    with db.connection_context():
+def test_a_token_and_an_api_key_of_the_same_user_see_the_same_sessions(app, client, headers):
+    with app.app_context(), db.connection_context():
         _, key = ApiKey.issue(USER, 0, organization_id="org_1")
     key_headers = bearer(key)
     by_key = client.post(SESSIONS, json={}, headers=key_headers).json["id"]

@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from gensessions import create_app
+from gensessions.db import close_database
 from gensessions.models import ApiKey, db
 
 from conftest import SESSIONS, assert_error
@@ -38,7 +39,7 @@ def postgres_down():
     """An app whose PostgreSQL refuses connections (nothing listens on the port)."""
     app = create_app(settings(f"postgresql://postgres@127.0.0.1:{closed_port()}/nothing"))
     yield app.test_client()
-    db.close()
+    close_database(app)
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def sqlite_missing_folder(tmp_path):
     """An app whose SQLite file is in a folder that does not exist, so it cannot be opened."""
     app = create_app(settings(str(tmp_path / "no-such-folder" / "gensessions.db")))
     yield app.test_client()
-    db.close()
+    close_database(app)
 
 
 @pytest.fixture
@@ -55,17 +56,17 @@ def sqlite_app(tmp_path):
     folder = tmp_path / "data"
     folder.mkdir()
     app = create_app(settings(str(folder / "gensessions.db")))
-    with db.connection_context():
+    with app.app_context(), db.connection_context():
         _, key = ApiKey.issue("user_1", 0)
     yield app.test_client(), folder, {"Authorization": f"Bearer {key}"}
-    db.close()
+    close_database(app)
 
 
 # --- PostgreSQL down from the start --------------------------------------------------------
 
 def test_postgres_down_does_not_stop_the_app_from_starting():
-    create_app(settings(f"postgresql://postgres@127.0.0.1:{closed_port()}/nothing"))
-    db.close()
+    close_database(create_app(settings(
+        f"postgresql://postgres@127.0.0.1:{closed_port()}/nothing")))
 
 
 def test_postgres_down_healthz_is_503_with_retry_after(postgres_down):
@@ -115,7 +116,7 @@ def test_postgres_down_with_rate_limit_on_is_still_503(tmp_path):
         client = app.test_client()
         answers = [client.get(SESSIONS, headers={"Authorization": KEY_SHAPED}) for _ in range(5)]
     finally:
-        db.close()
+        close_database(app)
     for response in answers:
         assert_unavailable(response)
 
@@ -123,8 +124,7 @@ def test_postgres_down_with_rate_limit_on_is_still_503(tmp_path):
 # --- SQLite that cannot be opened --------------------------------------------------------
 
 def test_sqlite_in_a_missing_folder_does_not_stop_the_app_from_starting(tmp_path):
-    create_app(settings(str(tmp_path / "no-such-folder" / "gensessions.db")))
-    db.close()
+    close_database(create_app(settings(str(tmp_path / "no-such-folder" / "gensessions.db"))))
 
 
 def test_sqlite_in_a_missing_folder_healthz_is_503(sqlite_missing_folder):
@@ -150,7 +150,7 @@ def test_sqlite_folder_created_later_is_served(tmp_path):
         path.parent.mkdir()
         assert client.get("/healthz").status_code == 200
     finally:
-        db.close()
+        close_database(app)
 
 
 # --- SQLite unusable mid-run (the next connection opened fails) ----------------------------
@@ -158,7 +158,7 @@ def test_sqlite_folder_created_later_is_served(tmp_path):
 def test_sqlite_folder_removed_mid_run_answers_503(sqlite_app):
     client, folder, headers = sqlite_app
     assert client.get(SESSIONS, headers=headers).status_code == 200
-    db.close()  # the next request opens a new connection, as a new worker thread would
+    close_database(client.application)  # the next request opens a new connection, as a new worker thread would
     shutil.rmtree(folder)
     assert_unavailable(client.get(SESSIONS, headers=headers))
 
@@ -166,7 +166,7 @@ def test_sqlite_folder_removed_mid_run_answers_503(sqlite_app):
 def test_sqlite_folder_removed_mid_run_healthz_is_503(sqlite_app):
     client, folder, headers = sqlite_app
     assert client.get("/healthz").status_code == 200
-    db.close()
+    close_database(client.application)
     shutil.rmtree(folder)
     assert_unavailable(client.get("/healthz"))
 
@@ -174,7 +174,7 @@ def test_sqlite_folder_removed_mid_run_healthz_is_503(sqlite_app):
 def test_sqlite_file_overwritten_mid_run_answers_503_not_500(sqlite_app):
     client, folder, headers = sqlite_app
     assert client.post(SESSIONS, json={}, headers=headers).status_code == 201
-    db.close()  # checkpoints the WAL into the file, which is then overwritten
+    close_database(client.application)  # checkpoints the WAL into the file, which is then overwritten
     path = folder / "gensessions.db"
     size = path.stat().st_size
     with open(path, "r+b") as database:
