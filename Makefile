@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-FLASK := $(BIN)/flask --app wsgi
+GENSESSIONS := $(BIN)/gensessions
 
-.PHONY: serve test fuzz lint bench bench-scale bench-jsonserver install dev-install clean
+.PHONY: serve test wheel fuzz lint bench bench-scale bench-jsonserver install dev-install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,14 +24,22 @@ dev-install: $(VENV)/.dev-installed
 
 ## serve: set up, initialise SQLite under instance/, make sure a dev key exists, start gunicorn
 serve: install
-	$(FLASK) init-db
+	$(GENSESSIONS) init-db
 	@echo
 	@echo "Development API key (kept in instance/dev-api-key):"
-	@echo "  export GS_KEY=$$($(FLASK) dev-key)"
+	@echo "  export GS_KEY=$$($(GENSESSIONS) dev-key)"
 	@echo "  curl -s -X POST http://127.0.0.1:8000/v1/products/generation/sessions \\"
 	@echo "       -H \"Authorization: Bearer \$$GS_KEY\" -H 'Content-Type: application/json' -d '{}'"
 	@echo
-	$(BIN)/gunicorn wsgi:app
+	@echo "Calling it from a browser app? Browsers refuse cross-origin answers until the app's"
+	@echo "origin is allowed: CORS_ORIGINS=$${CORS_ORIGINS:-http://localhost:3000} make serve"
+	@echo "(comma-separated origins; now: $${CORS_ORIGINS:-none})."
+	@echo
+	$(GENSESSIONS) serve
+
+## wheel: build the installable package (dist/gensessions-*.whl)
+wheel: install
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
 
 ## test: install the dev extras and run the whole suite
 test: dev-install
