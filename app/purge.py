@@ -12,15 +12,13 @@ import os
 import socket
 import threading
 import time
-from contextlib import contextmanager
 
 from croniter import croniter
 
-from .models import db
 from .models.purge import purge_with_lock
 
 from . import clock
-from .db import binding
+from .db import connected
 
 log = logging.getLogger("gensessions.purge")
 
@@ -35,20 +33,6 @@ def check_schedule(expression):
             "(minute hour day month weekday, e.g. '*/10 * * * *'), an optional sixth for "
             "seconds, or 'off'")
     return expression
-
-
-@contextmanager
-def background_connection(app):
-    """`app`'s database for work outside requests (an in-memory database has only one
-    connection, which requests share one at a time)."""
-    with app.app_context():
-        bound = binding()
-        if bound.shared:
-            with bound.lock:
-                yield
-        else:
-            with db.connection_context():
-                yield
 
 
 class PurgeScheduler:
@@ -101,7 +85,7 @@ class PurgeScheduler:
     def run_slot(self, slot_ms):
         """Run the purge of one scheduled slot, unless another process has it."""
         started, started_at = time.monotonic(), clock.now_ms()
-        with background_connection(self.app):
+        with connected(self.app):
             purged = purge_with_lock(clock.now_ms, self.holder, self.batch_size, "schedule",
                                      slot=slot_ms, should_stop=self._stopping.is_set,
                                      pause=self.pause)

@@ -30,7 +30,8 @@ import urllib.error
 import urllib.request
 
 from . import clock, create_app
-from .models import ApiKey, db
+from .db import close_database, connected
+from .models import ApiKey
 
 SESSIONS = "/v1/products/generation/sessions"
 QUIET = {"TESTING": True, "RATE_LIMIT": "off", "PURGE_SCHEDULE": "off"}
@@ -55,7 +56,7 @@ class EmbeddedService:
 
     def new_key(self, user_id, organization_id=None, scope="write"):
         """Another API key on this app's database (another user's, a read key...)."""
-        with self.app.app_context(), db.connection_context():
+        with connected(self.app):
             _, key = ApiKey.issue(user_id, clock.now_ms(), organization_id=organization_id,
                                   scope=scope)
         return key
@@ -73,8 +74,7 @@ def embedded(config=None, *, user_id="user_1", organization_id=None):
         try:
             yield EmbeddedService(app, user_id, organization_id)
         finally:
-            with app.app_context():
-                db.close()
+            close_database(app)
 
 
 def free_port():
