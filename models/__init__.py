@@ -6,9 +6,10 @@ from .exceptions import (DomainError, IdempotencyConflict, NotFound, StaleRevisi
 from .idempotency import IdempotencyRecord
 from .migrations import migrate_database
 from .purge import PurgeState
+from .stream_token import ServerSecret
 from .session import STATUSES, TERMINAL_STATUSES, Event, Session, canonical_hash
 
-MODELS = (ApiKey, Session, Event, IdempotencyRecord, PurgeState)
+MODELS = (ApiKey, Session, Event, IdempotencyRecord, PurgeState, ServerSecret)
 
 
 def create_tables():
@@ -16,7 +17,8 @@ def create_tables():
     return migrate_database(MODELS)
 
 
-__all__ = ["ApiKey", "Event", "Session", "IdempotencyRecord", "PurgeState", "STATUSES",
+__all__ = ["ApiKey", "Event", "Session", "IdempotencyRecord", "PurgeState", "ServerSecret",
+           "STATUSES",
            "TERMINAL_STATUSES",
            "DomainError", "IdempotencyConflict", "NotFound", "StaleRevision", "TransitionRefused",
            "UnknownEvent",

@@ -47,11 +47,24 @@ def session_list_indexes(migrator):
             migrator.add_index("session", ("user_id", "expires_at"), False))
 
 
+def server_secret(migrator):
+    """Secrets of the database, shared by every process: the stream tokens' signing key."""
+    class ServerSecret(BaseModel):
+        name = CharField(primary_key=True, max_length=32)
+        value = CharField(max_length=128)
+
+        class Meta:
+            table_name = "server_secret"
+
+    db.create_tables([ServerSecret], safe=True)
+
+
 # (name, step) in the order they apply. Append only.
 STEPS = (
     ("0001_initial", initial),
     ("0002_api_key_expiry", api_key_expiry),
     ("0003_session_list_indexes", session_list_indexes),
+    ("0004_server_secret", server_secret),
 )
 
 

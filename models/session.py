@@ -16,6 +16,11 @@ STATUSES = ("intake", "planning", "generating", "assembling", "completed", "fail
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 # More than any session holds: "no limit" for the events-after query.
 MAX_EVENTS = 2 ** 62
+# PostgreSQL's channel for "this session changed" (payload: its id), heard by the watcher
+# of every worker and host (app/watch.py); SQLite needs none (PRAGMA data_version).
+CHANGES_CHANNEL = "gensessions"
+# Ids a query's IN (...) takes at once (far below both databases' parameter limits).
+IN_BATCH = 500
 # What an id of ours can look like; anything else names nothing (and never reaches SQL).
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -35,6 +40,12 @@ def canonical_hash(value):
         return None
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def announce(session_id):
+    """Tell other processes that the session changed, when the transaction commits."""
+    if not is_sqlite():
+        db.execute_sql("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, session_id))
 
 
 def for_update(query):
@@ -160,6 +171,7 @@ class Session(BaseModel):
             session.add_event(now, type="status.changed", stage=session.status,
                               message=f"Status changed from {old_status} to {session.status}",
                               payload={"from": old_status, "to": session.status})
+            announce(session.id)
         SESSION_ROWS.update(session)
         return session
 
@@ -180,6 +192,7 @@ class Session(BaseModel):
             raise StaleRevision()
         Event.delete().where(Event.session == session.id).execute()
         session.delete_instance()
+        announce(session.id)
 
     @classmethod
     @writes
@@ -188,7 +201,20 @@ class Session(BaseModel):
         session = cls.get_live_for_update(session_id, user_id, now)
         event = session.add_event(now, **fields)
         SESSION_ROWS.update(session)  # the counter and time add_event moved on
+        announce(session.id)
         return event
+
+    @classmethod
+    def states(cls, session_ids):
+        """{id: (last_sequence, status, expires_at)} of those of `session_ids` that exist:
+        what a follower of the session's events needs to know changed."""
+        found = {}
+        for start in range(0, len(session_ids), IN_BATCH):
+            batch = session_ids[start:start + IN_BATCH]
+            rows = cls.select(cls.id, cls.last_sequence, cls.status, cls.expires_at).where(
+                cls.id.in_(batch)).tuples()
+            found.update((row[0], row[1:]) for row in rows)
+        return found
 
     def add_event(self, now, **fields):
         """Insert the next event of this session (the caller holds the write lock).

@@ -1,0 +1,174 @@
+"""Following sessions as they change: one watcher per app and worker process.
+
+Open streams and waiting event requests `follow` a session and sleep until the watcher
+wakes them. The watcher is one thread per process with its own connection, whatever the
+number of followers: it notices that the database changed (SQLite: `PRAGMA data_version`,
+which moves when any other connection, in any process, commits; PostgreSQL: a
+`NOTIFY gensessions` sent by every write of a session, in its transaction), reads the
+state of the sessions followed here in one query, and wakes the followers of those whose
+last event, status or existence changed, or that expired. So idle followers cost the
+database nothing, and a change costs one query per process, not one per follower.
+The followers then read what is new themselves.
+"""
+import logging
+import os
+import select
+import threading
+
+from peewee import DatabaseError, InterfaceError
+
+from .models import Session, db
+from .models.database import is_sqlite
+from .models.session import CHANGES_CHANNEL
+
+from . import clock
+from .db import connected
+
+log = logging.getLogger("gensessions.watch")
+EXTENSION = "gensessions.watcher"
+# How often the watcher looks for a change (SQLite) or for notifications it missed while
+# reconnecting (PostgreSQL): the bound of a delivery's wait for the watcher.
+INTERVAL_SECONDS = 0.02
+
+
+class Follower:
+    """One stream or waiting request following one session."""
+
+    __slots__ = ("session_id", "changed")
+
+    def __init__(self, session_id):
+        self.session_id = session_id
+        self.changed = threading.Event()
+
+    def wait(self, timeout):
+        """Sleep until the session changes (True) or `timeout` seconds pass (False)."""
+        woken = self.changed.wait(timeout)
+        self.changed.clear()
+        return woken
+
+
+class Watcher:
+    """Wakes the followers of sessions that changed; see the module's docstring."""
+
+    def __init__(self, app, interval=INTERVAL_SECONDS):
+        self.app = app
+        self.interval = interval
+        self.closing = threading.Event()
+        self._followers = {}  # session id -> set of Followers
+        self._states = {}  # session id -> (last_sequence, status, expires_at), as last seen
+        self._lock = threading.Lock()
+        self._thread = None
+        self._pid = None
+
+    def follow(self, session_id):
+        """A Follower of `session_id`, woken on its changes until `unfollow`."""
+        follower = Follower(session_id)
+        with self._lock:
+            self._followers.setdefault(session_id, set()).add(follower)
+            if self._pid != os.getpid():  # the first follower of this process starts it
+                self._start()
+        return follower
+
+    def unfollow(self, follower):
+        with self._lock:
+            followers = self._followers.get(follower.session_id)
+            if followers is not None:
+                followers.discard(follower)
+                if not followers:
+                    del self._followers[follower.session_id]
+                    self._states.pop(follower.session_id, None)
+
+    def close(self):
+        """Wake every follower for good (the worker is stopping): streams end at once."""
+        self.closing.set()
+        with self._lock:
+            for followers in self._followers.values():
+                for follower in followers:
+                    follower.changed.set()
+
+    def followed(self):
+        with self._lock:
+            return list(self._followers)
+
+    def _start(self):
+        self._pid = os.getpid()
+        self._states = {}
+        self.closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gensessions-watch",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self.closing.is_set():
+            try:
+                with connected(self.app):
+                    if is_sqlite():
+                        self._watch_sqlite()
+                    else:
+                        self._watch_postgres()
+            except (DatabaseError, InterfaceError) as error:
+                log.warning("watcher lost the database (%s); retrying", error)
+                self.closing.wait(1)
+            except Exception:
+                log.exception("watcher failed; restarting it")
+                self.closing.wait(1)
+
+    def _watch_sqlite(self):
+        version = None
+        while not self.closing.wait(self.interval):
+            current = db.execute_sql("PRAGMA data_version").fetchone()[0]
+            self.check(changed=current != version)
+            version = current
+
+    def _watch_postgres(self):
+        connection = db.connection()
+        db.execute_sql(f"LISTEN {CHANGES_CHANNEL}")
+        while not self.closing.is_set():
+            select.select([connection], [], [], self.interval)
+            connection.poll()
+            notified = {notice.payload for notice in connection.notifies}
+            connection.notifies.clear()
+            self.check(changed=bool(notified), only=notified)
+
+    def check(self, changed, only=None):
+        """Read the followed sessions' state (all, or those in `only`, when the database
+        changed, and those seen for the first time) and wake the followers of each one that
+        changed or expired."""
+        followed = self.followed()
+        if not followed:
+            return
+        now = clock.now_ms()
+        unseen = [session_id for session_id in followed if session_id not in self._states]
+        wanted = unseen + [session_id for session_id in followed if session_id in self._states
+                           and (changed and (only is None or session_id in only))]
+        states = dict(self._states)
+        if wanted:
+            found = Session.states(wanted)
+            for session_id in wanted:
+                state = found.get(session_id)
+                # First seen too: it may have changed since its follower last read it.
+                if state != states.get(session_id, "unseen"):
+                    self.wake(session_id)
+                    states[session_id] = state
+        for session_id in followed:  # expiry needs no query: its time is known
+            state = states.get(session_id)
+            if state is not None and state[2] <= now:
+                states[session_id] = None
+                self.wake(session_id)
+        with self._lock:
+            self._states = {session_id: state for session_id, state in states.items()
+                            if session_id in self._followers}
+
+    def wake(self, session_id):
+        with self._lock:
+            followers = list(self._followers.get(session_id, ()))
+        for follower in followers:
+            follower.changed.set()
+
+
+def watcher(app):
+    return app.extensions[EXTENSION]
+
+
+def init_watch(app):
+    app.extensions[EXTENSION] = Watcher(app)
