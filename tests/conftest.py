@@ -7,11 +7,10 @@ PostgreSQL twin, `postgresql_only`.
 """
 import pytest
 
-from gensessions import create_app
 from databases import CI, TEST_DATABASE_URL, drop_database, empty_tables, make_database
-from gensessions.models import ApiKey, db
-
-SESSIONS = "/v1/products/generation/sessions"
+from gensessions.db import close_database, connected
+from gensessions.models import db
+from helpers import NOW, SESSIONS, Clock, bearer, issue_key, new_app, session_url
 
 
 def pytest_configure(config):
@@ -57,11 +56,9 @@ def database_url(backend, tmp_path, request):
 
 @pytest.fixture
 def app(database_url):
-    app = create_app({"DATABASE_URL": database_url, "TESTING": True,
-                      "PURGE_SCHEDULE": "off", "RATE_LIMIT": "off"})
+    app = new_app(database_url)
     yield app
-    with app.app_context():
-        db.close()
+    close_database(app)
 
 
 @pytest.fixture
@@ -72,6 +69,27 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def conn(app):
+    """The app's database, connected (in the app's context) for the length of a test."""
+    with connected(app):
+        yield db
+
+
+@pytest.fixture
+def make_app(tmp_path):
+    """create_app on tmp_path/test.db (QUIET, then the settings given), any number of times;
+    every app's database is closed after the test."""
+    made = []
+
+    def make(**settings):
+        made.append(new_app(str(tmp_path / "test.db"), **settings))
+        return made[-1]
+    yield make
+    for app in made:  # (an app that create_app refused never got here)
+        close_database(app)
 
 
 @pytest.fixture
@@ -87,9 +105,7 @@ def instance(app, tmp_path, monkeypatch):
 def make_key(app):
     """Create an API key through the real key model; return its Authorization headers."""
     def make(user_id="user_1", organization_id="org_1", scope="write"):
-        with app.app_context(), db.connection_context():
-            _, key = ApiKey.issue(user_id, 0, organization_id=organization_id, scope=scope)
-        return {"Authorization": f"Bearer {key}"}
+        return bearer(issue_key(app, user_id, organization_id, scope))
     return make
 
 
@@ -114,40 +130,21 @@ def create_session(client, auth_headers):
     return create
 
 
-def assert_error(response, status, code=None, path=None):
-    """Assert the contract's error shape; with `code`, a 4xx details item with that code/path."""
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
-    assert response.content_type.startswith("application/json")
-    body = response.json
-    assert isinstance(body.get("error"), str) and body["error"]
-    assert "X-Request-Id" in response.headers
-    if code is not None:
-        matches = [d for d in body["details"]
-                   if d["code"] == code and (path is None or d["path"] == path)]
-        assert matches, body
-        for item in body["details"]:
-            assert set(item) <= {"code", "message", "path", "suggestion"}
-            assert isinstance(item["message"], str) and isinstance(item["path"], str)
-        return matches[0]
-    return body
-
-
-class Clock:
-    """A controllable "now" for the whole app (app.clock.now_ms is the one source)."""
-
-    def __init__(self, start_ms):
-        self.ms = start_ms
-
-    def now_ms(self):
-        return self.ms
-
-    def advance(self, seconds):
-        self.ms += int(seconds * 1000)
+@pytest.fixture
+def set_status(client, auth_headers):
+    """PATCH a session's status as the default user (it must be allowed); its JSON."""
+    def set_(session_id, status):
+        response = client.patch(session_url(session_id), json={"status": status},
+                                headers=auth_headers)
+        assert response.status_code == 200, response.json
+        return response.json
+    return set_
 
 
 @pytest.fixture
 def clock(monkeypatch):
-    """Freeze time at 2026-11-23T09:15:30.123Z; tests move it with clock.advance()."""
-    frozen = Clock(1_795_425_330_123)
+    """Freeze time at 2026-11-23T09:15:30.123Z (helpers.NOW); tests move it with
+    clock.advance()."""
+    frozen = Clock(NOW)
     monkeypatch.setattr("gensessions.clock.now_ms", frozen.now_ms)
     return frozen

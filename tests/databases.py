@@ -10,8 +10,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from helpers import CI
+
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
-CI = os.environ.get("CI") == "true"
 # Every table of the models, emptied between tests (applied_migration is kept).
 TABLES = ("event", "session", "idempotency_record", "purge_state", "api_key")
 

@@ -14,48 +14,20 @@ has its whole process group killed.
 import contextlib
 import os
 import pathlib
-import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-KEY_PATTERN = re.compile(r"^gsk_[0-9a-f]{12}_[A-Za-z0-9_-]{40,}$")
+from helpers import KEY_PATTERN, ROOT, free_port, wait_until
+
 HEALTHY_SECONDS = 20
 STOP_SECONDS = 25
 CLI_SECONDS = 30
 # Settings of the caller's shell that would override gunicorn.conf.py's bind and workers.
 UNSET = ("GUNICORN_CMD_ARGS", "BIND", "WEB_CONCURRENCY")
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def poll(condition, seconds, interval=0.02):
-    """Return the first true value of `condition` within `seconds`, else the last false one."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
-def wait_until(condition, seconds, what):
-    """Poll `condition` until it returns a true value, or fail after `seconds`."""
-    value = poll(condition, seconds)
-    if not value:
-        pytest.fail(f"timed out after {seconds}s waiting for {what}")
-    return value
 
 
 class GunicornServer:

@@ -8,13 +8,11 @@ import uuid
 import pytest
 import requests
 
-from conftest import SESSIONS
-from servers import start_gunicorn, wait_until
+from helpers import ACCESS, SESSIONS, TIMEOUT, wait_until
+from servers import start_gunicorn
 
-ACCESS = "gensessions.access"
 FIELDS = {"method", "path", "status", "duration_ms", "request_id", "user_id", "credential",
           "remote_addr", "pid"}
-TIMEOUT = 30
 
 
 def access_lines(caplog):

@@ -3,21 +3,9 @@ import secrets
 
 import pytest
 
-from gensessions.models import ApiKey, db
-
-from conftest import SESSIONS, assert_error
-
-
-def bearer(key):
-    return {"Authorization": f"Bearer {key}"}
-
-
-def raw_key(headers):
-    return headers["Authorization"].removeprefix("Bearer ")
-
-
-def public_id(key):
-    return key.removeprefix("gsk_").partition("_")[0]
+from gensessions.db import connected
+from gensessions.models import ApiKey
+from helpers import SESSIONS, assert_error, bearer, public_id, raw_key
 
 
 def assert_unauthorized(response):
@@ -68,14 +56,14 @@ def test_key_revoked_through_cli_is_401(client, runner, auth_headers):
 
 
 def test_key_revoked_through_model_is_401(app, client, auth_headers):
-    with app.app_context(), db.connection_context():
+    with connected(app):
         assert ApiKey.revoke(public_id(raw_key(auth_headers)), 0)
     assert_unauthorized(client.get(SESSIONS, headers=auth_headers))
 
 
 def test_revoking_one_key_leaves_the_users_other_keys_working(app, client, make_key):
     first, second = make_key(), make_key()
-    with app.app_context(), db.connection_context():
+    with connected(app):
         ApiKey.revoke(public_id(raw_key(first)), 0)
     assert_unauthorized(client.get(SESSIONS, headers=first))
     assert client.get(SESSIONS, headers=second).status_code == 200

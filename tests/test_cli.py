@@ -1,43 +1,13 @@
 """The operator commands, through app.test_cli_runner(): stdout carries only the result."""
 import os
-import re
 import stat
 
 import pytest
 
+from gensessions.db import connected
 from gensessions.models import ApiKey, Event, Session, db
-
-from conftest import SESSIONS, assert_error
-
-KEY_PATTERN = re.compile(r"^gsk_[0-9a-f]{12}_[A-Za-z0-9_-]{40,}$")
-DAY = 24 * 3600
-
-
-def bearer(key):
-    return {"Authorization": f"Bearer {key}"}
-
-
-def public_id(key):
-    return key.removeprefix("gsk_").partition("_")[0]
-
-
-def invoke(runner, args):
-    """Invoke a command as `flask` does: inside the app's context (FlaskGroup pushes one)."""
-    with runner.app.app_context():
-        return runner.invoke(args=args)
-
-
-def invoke_ok(runner, *args):
-    result = invoke(runner, list(args))
-    assert result.exit_code == 0, (result.exit_code, result.output, result.exception)
-    return result
-
-
-def create_key(runner, *options):
-    """Run create-key; return the key, checking stdout holds it and nothing else."""
-    result = invoke_ok(runner, "create-key", *options)
-    assert result.stdout.endswith("\n") and result.stdout.count("\n") == 1, result.stdout
-    return result.stdout.strip()
+from helpers import (DAY, KEY_PATTERN, SESSIONS, assert_error, bearer, create_key, invoke,
+                     invoke_ok, public_id)
 
 
 def key_rows(runner):
@@ -54,7 +24,7 @@ def row_of(runner, key):
 
 
 def count(runner, model):
-    with runner.app.app_context(), db.connection_context():
+    with connected(runner.app):
         return model.select().count()
 
 
@@ -74,7 +44,7 @@ def test_command_runs_under_the_test_runner_without_an_app_context(runner, insta
 
 def test_init_db_creates_the_tables(runner):
     invoke_ok(runner, "init-db")
-    with runner.app.app_context(), db.connection_context():
+    with connected(runner.app):
         assert {"api_key", "session", "event", "idempotency_record"} <= set(db.get_tables())
 
 
@@ -84,7 +54,7 @@ def test_init_db_twice_keeps_the_data(runner, client, create_session):
     invoke_ok(runner, "init-db")
     assert count(runner, Session) == 1
     assert count(runner, ApiKey) == 1
-    with runner.app.app_context(), db.connection_context():
+    with connected(runner.app):
         assert Session.get_by_id(session["id"]).user_id == "user_1"
 
 
@@ -269,7 +239,7 @@ def seeded(client, auth_headers, clock):
 
 
 def stored_ids(runner, model=Session):
-    with runner.app.app_context(), db.connection_context():
+    with connected(runner.app):
         if model is Session:
             return {row.id for row in Session.select()}
         return {row.session_id for row in Event.select()}

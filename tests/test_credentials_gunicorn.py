@@ -22,11 +22,11 @@ from datetime import datetime
 import pytest
 import requests
 
-from servers import poll, start_gunicorn, wait_until
+from helpers import (KEY_PATTERN, SESSIONS, TIMEOUT, bearer, poll, public_id, secret_of,
+                     wait_until)
+from servers import start_gunicorn
 
-SESSIONS = "/v1/products/generation/sessions"
 WORKERS = 3
-TIMEOUT = 30
 # Requests per round when spreading a key over the workers, and the bound on all rounds.
 ROUND = 24
 MAX_REQUESTS = 2000
@@ -50,23 +50,11 @@ def workers(server):
                       else None, 10, f"gunicorn to boot {WORKERS} workers")
 
 
-def bearer(key):
-    return {"Authorization": f"Bearer {key}"}
-
-
-def public_id(key):
-    return key.removeprefix("gsk_").partition("_")[0]
-
-
-def secret_of(key):
-    return key.removeprefix("gsk_").partition("_")[2]
-
-
-def create_key(server, user_id, *options):
-    """`flask create-key`; return (the key, the command's stderr)."""
+def new_key(server, user_id, *options):
+    """`flask create-key` on the server's database; return (the key, the command's stderr)."""
     result = server.flask("create-key", "--user-id", user_id, *options)
     key = result.stdout.strip()
-    assert re.fullmatch(r"gsk_[0-9a-f]{12}_[A-Za-z0-9_-]{40,}", key), result.stdout
+    assert KEY_PATTERN.fullmatch(key), result.stdout
     return key, result.stderr
 
 
@@ -152,7 +140,7 @@ def check_worker_pids(server, workers):
 # --- revocation and expiry, on every worker ---------------------------------------------
 
 def test_revoked_key_is_refused_by_every_worker(server, workers):
-    key, _ = create_key(server, "revoked_user")
+    key, _ = new_key(server, "revoked_user")
     credential = f"key:{public_id(key)}"
     before = drive(server, bearer(key),
                    lambda answers: len(pids_answering(answers, 200, credential)) == WORKERS,
@@ -175,7 +163,7 @@ def test_revoked_key_is_refused_by_every_worker(server, workers):
 
 
 def test_expired_key_is_refused_by_every_worker(server, workers):
-    key, stderr = create_key(server, "expiring_user", "--expires-in", f"{EXPIRES_SECONDS}s")
+    key, stderr = new_key(server, "expiring_user", "--expires-in", f"{EXPIRES_SECONDS}s")
     match = EXPIRES.search(stderr)
     assert match, stderr
     expires_at = datetime.fromisoformat(match.group(1)).timestamp()
@@ -230,8 +218,8 @@ def assert_error_shape(response, status):
 @pytest.fixture(scope="module")
 def read_and_write(server):
     """A write key and a read key of one user, and a session (with one event) of that user."""
-    write, _ = create_key(server, "scoped_user", "--scope", "write")
-    read, _ = create_key(server, "scoped_user", "--scope", "read")
+    write, _ = new_key(server, "scoped_user", "--scope", "write")
+    read, _ = new_key(server, "scoped_user", "--scope", "read")
     session = requests.post(server.url + SESSIONS, json={"prd": {"name": "kept"}},
                             headers=bearer(write), timeout=TIMEOUT)
     assert session.status_code == 201, session.text

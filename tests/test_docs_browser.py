@@ -10,7 +10,6 @@ without it the module skips, or fails when the CI variable is set.
 """
 import json
 import os
-import pathlib
 import re
 import shutil
 import signal
@@ -23,14 +22,13 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 import requests
 
+from helpers import CI, ROOT, TIMEOUT
 from servers import start_gunicorn
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 DOCS = "/docs/"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-TIMEOUT = 30
 CHROMIUM_TIMEOUT = 90
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -51,7 +49,7 @@ def chromium():
         return binary
     reason = ("headless Chromium is not installed (Debian package `chromium`, /usr/bin/chromium);"
               " `make test` installs it through tests/ensure_chromium.sh when run as root")
-    if os.environ.get("CI"):
+    if CI:
         pytest.fail(f"CI is set but {reason}", pytrace=False)
     pytest.skip(reason)
 

@@ -25,12 +25,13 @@ import time
 
 import requests
 
+from helpers import SESSIONS, all_events
 from servers import GunicornServer
 
-SESSIONS = "/v1/products/generation/sessions"
 CLIENTS = 4
 CYCLES = 3
-TIMEOUT = 10
+# Seconds a request may take: short, for a server that is killed under the clients.
+REQUEST_SECONDS = 10
 
 
 def kill_group(process):
@@ -86,7 +87,7 @@ def client(url, headers, acks, own, killed, stop, seed):
             while not stop.is_set():
                 if not own or rng.random() < 0.3:
                     response = http.post(url + SESSIONS, json={"prd": {"seed": seed}},
-                                         headers=headers, timeout=TIMEOUT)
+                                         headers=headers, timeout=REQUEST_SECONDS)
                     if response.status_code != 201:
                         acks.problem(("create", response.status_code, response.text))
                         return
@@ -98,7 +99,7 @@ def client(url, headers, acks, own, killed, stop, seed):
                 response = http.post(f"{url}{SESSIONS}/{target}/events",
                                      json={"type": "progress", "message": f"{seed}",
                                            "payload": {"n": rng.randrange(10 ** 6)}},
-                                     headers=headers, timeout=TIMEOUT)
+                                     headers=headers, timeout=REQUEST_SECONDS)
                 if response.status_code != 201:
                     acks.problem(("append", target, response.status_code, response.text))
                     return
@@ -120,24 +121,11 @@ def integrity(path):
                 connection.execute("PRAGMA foreign_key_check").fetchall())
 
 
-def all_events(http, url, session_id):
-    events, after = [], 0
-    while True:
-        response = http.get(f"{url}{SESSIONS}/{session_id}/events?limit=1000&after={after}",
-                            timeout=TIMEOUT)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        events += page["data"]
-        if not page["pagination"]["hasMore"]:
-            return events
-        after = page["data"][-1]["sequence"]
-
-
 def listed_ids(http, url):
     ids, cursor = [], None
     while True:
         query = "?limit=100" + (f"&cursor={cursor}" if cursor else "")
-        response = http.get(url + SESSIONS + query, timeout=TIMEOUT)
+        response = http.get(url + SESSIONS + query, timeout=REQUEST_SECONDS)
         assert response.status_code == 200, response.text
         page = response.json()
         ids += [session["id"] for session in page["data"]]
@@ -155,7 +143,7 @@ def missing_writes(url, headers, acked):
         if len(listed) != len(set(listed)):
             problems.append("the list repeats a session")
         for session_id in sorted(set(listed) | set(acked)):
-            response = http.get(f"{url}{SESSIONS}/{session_id}", timeout=TIMEOUT)
+            response = http.get(f"{url}{SESSIONS}/{session_id}", timeout=REQUEST_SECONDS)
             if response.status_code != 200:
                 problems.append((session_id, "GET", response.status_code, response.text[:200]))
                 continue
@@ -163,7 +151,7 @@ def missing_writes(url, headers, acked):
             sequences = [event["sequence"] for event in events]
             if sequences != list(range(1, len(events) + 1)):
                 problems.append((session_id, "sequences", sequences))
-            if events != all_events(http, url, session_id):
+            if events != all_events(http, url, session_id, timeout=REQUEST_SECONDS):
                 problems.append((session_id, "GET and the events endpoint disagree"))
             stored = {event["id"]: event["sequence"] for event in events}
             for event_id, sequence in acked.get(session_id, {}).items():
@@ -202,7 +190,7 @@ def test_acknowledged_writes_survive_kill_9_of_the_whole_server(tmp_path):
             kill_group(server.process)
             stop.set()
             for thread in threads:
-                thread.join(timeout=TIMEOUT + 5)
+                thread.join(timeout=REQUEST_SECONDS + 5)
             assert not any(thread.is_alive() for thread in threads)
             assert acks.problems == [], (seed, cycle)
             interrupted.append(acks.interrupted)
@@ -225,9 +213,9 @@ def test_acknowledged_writes_survive_kill_9_of_the_whole_server(tmp_path):
         with requests.Session() as http:
             http.headers.update(headers)
             for session_id in list(acks.sessions)[:5]:
-                before = len(all_events(http, url, session_id))
+                before = len(all_events(http, url, session_id, timeout=REQUEST_SECONDS))
                 response = http.post(f"{url}{SESSIONS}/{session_id}/events",
-                                     json={"type": "info"}, timeout=TIMEOUT)
+                                     json={"type": "info"}, timeout=REQUEST_SECONDS)
                 assert response.status_code == 201, response.text
                 assert response.json()["sequence"] == before + 1
         assert server.stop() == 0 and not server.killed

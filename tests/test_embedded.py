@@ -4,24 +4,20 @@ import threading
 import pytest
 
 from gensessions import create_app
-from gensessions.models import ApiKey, db
-
-SESSIONS = "/v1/products/generation/sessions"
+from gensessions.db import close_database
+from helpers import SESSIONS, bearer, issue_key
 
 
 @pytest.fixture
 def memory_app():
     app = create_app({"DATABASE_URL": ":memory:", "PURGE_SCHEDULE": "off", "RATE_LIMIT": "off"})
     yield app
-    with app.app_context():
-        db.close()
+    close_database(app)
 
 
 @pytest.fixture
 def headers(memory_app):
-    with memory_app.app_context():
-        _, key = ApiKey.issue("demo_user", 0)
-    return {"Authorization": f"Bearer {key}"}
+    return bearer(issue_key(memory_app, "demo_user"))
 
 
 def test_in_memory_app_needs_no_set_up(memory_app, headers):

@@ -1,30 +1,15 @@
 """Session event logs through HTTP: append, poll, concurrency, and Idempotency-Key retries."""
 import re
 import threading
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import SESSIONS, assert_error
+from helpers import (JSON_HEADERS, SESSIONS, TIMESTAMP, assert_error, events_url, iso, nest,
+                     session_url)
 
 EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_-]{20,}$")
-TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 EVENT_KEYS = {"id", "sessionId", "userId", "organizationId", "sequence", "type", "stage",
               "message", "payload", "createdAt"}
-JSON_HEADERS = {"Content-Type": "application/json"}
-
-
-def url(session_id):
-    return f"{SESSIONS}/{session_id}"
-
-
-def events_url(session_id):
-    return f"{SESSIONS}/{session_id}/events"
-
-
-def iso(ms):
-    moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=ms)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 @pytest.fixture
@@ -58,22 +43,6 @@ def poll(client, auth_headers):
         assert response.status_code == 200, response.json
         return response.json
     return poll_
-
-
-@pytest.fixture
-def set_status(client, auth_headers):
-    def set_(sid, status):
-        response = client.patch(url(sid), json={"status": status}, headers=auth_headers)
-        assert response.status_code == 200, response.json
-        return response.json
-    return set_
-
-
-def nest(depth):
-    value = "bottom"
-    for _ in range(depth):
-        value = {"k": value}
-    return value
 
 
 def sequences(page):
@@ -147,7 +116,7 @@ def test_message_and_payload_round_trip(append_ok, session_id, poll, client, aut
     assert {key: event[key] for key in body} == body
     [listed] = poll(session_id)["data"]
     assert listed == event
-    assert client.get(url(session_id), headers=auth_headers).json["events"] == [event]
+    assert client.get(session_url(session_id), headers=auth_headers).json["events"] == [event]
 
 
 def test_null_message_and_payload_are_accepted(append_ok, session_id):
@@ -239,9 +208,9 @@ def test_append_to_terminal_session_is_allowed(append_ok, set_status, session_id
 
 
 def test_append_does_not_change_the_session(append_ok, client, auth_headers, session_id):
-    before = client.get(url(session_id), headers=auth_headers)
+    before = client.get(session_url(session_id), headers=auth_headers)
     append_ok(session_id)
-    after = client.get(url(session_id), headers=auth_headers)
+    after = client.get(session_url(session_id), headers=auth_headers)
     assert after.json["updatedAt"] == before.json["updatedAt"]
     assert after.json["status"] == before.json["status"]
 

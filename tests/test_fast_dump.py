@@ -4,12 +4,13 @@ marshmallow's own Schema.dump gives, for every answer schema and every shape of 
 import pytest
 from marshmallow import Schema
 
-from conftest import SESSIONS
-from gensessions.models import Session, db
-from gensessions.schemas import (event_page_schema, event_schema, health_schema, session_detail_schema,
-                     session_page_schema, session_schema)
+from gensessions.db import connected
+from gensessions.models import Session
+from gensessions.schemas import (event_page_schema, event_schema, health_schema,
+                                 session_detail_schema, session_page_schema, session_schema)
 from gensessions.schemas.base import to_rfc3339
 from gensessions.schemas.fast_dump import compile_dump
+from helpers import SESSIONS
 
 ANSWER_SCHEMAS = [session_schema, session_detail_schema, session_page_schema, event_schema,
                   event_page_schema]
@@ -37,7 +38,7 @@ def stored(app, client, auth_headers):
         client.post(f"{SESSIONS}/{full['id']}/events", headers=auth_headers,
                     json={"type": "progress", "message": None if n % 3 else f"m{n}",
                           "stage": None if n == 4 else "x", "payload": {"n": n} if n % 2 else None})
-    with app.app_context(), db.connection_context():
+    with connected(app):
         sessions = [Session.get_live_with_events(s["id"], "user_1", 0)
                     for s in (full, bare)]
     return sessions

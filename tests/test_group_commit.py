@@ -28,13 +28,10 @@ import orjson
 import pytest
 import requests
 
+from helpers import NOW, SESSIONS, STATUSES, TERMINAL, TIMEOUT
 from servers import start_gunicorn
 
-SESSIONS = "/v1/products/generation/sessions"
-STATUSES = ("intake", "planning", "generating", "assembling", "completed", "failed", "cancelled")
-TERMINAL = ("completed", "failed", "cancelled")
 LANES = 32  # client threads of a burst, each with its own connection
-TIMEOUT = 30
 NOT_FOUND = {"error": "Session not found"}
 STALE = {"error": "The session has changed since the ETag in If-Match"}
 MISSING = "<missing>"
@@ -596,7 +593,7 @@ def test_a_piece_of_work_that_fails_after_writing_undoes_only_itself(app):
     group_commit, writers = path.group_commit, path.writers
 
     def write(title):
-        return lambda: Session.start("user_gc", None, 1_795_425_330_123, 3600,
+        return lambda: Session.start("user_gc", None, NOW, 3600,
                                      prd={"title": title})
 
     def write_then_fail():

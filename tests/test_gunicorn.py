@@ -6,12 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from servers import start_gunicorn, wait_until
+from helpers import SESSIONS, TIMEOUT, all_events, wait_until
+from servers import start_gunicorn
 
-SESSIONS = "/v1/products/generation/sessions"
 CLIENTS = 8
 APPENDS = 20
-TIMEOUT = 30
 
 
 @pytest.fixture(scope="module")
@@ -66,18 +65,6 @@ def append_client(url, key, shared_id, index, barrier, results):
     results.put(report)
 
 
-def all_events(url, headers, session_id):
-    events, after = [], 0
-    with requests.Session() as http:
-        while True:
-            page = http.get(f"{url}{SESSIONS}/{session_id}/events?limit=1000&after={after}",
-                            headers=headers, timeout=TIMEOUT).json()
-            events += page["data"]
-            if not page["pagination"]["hasMore"]:
-                return events
-            after = page["data"][-1]["sequence"]
-
-
 @pytest.fixture(scope="module")
 def appends(server):
     """Run the 8 appending clients once; return (shared session id, their reports, headers)."""
@@ -101,14 +88,15 @@ def test_every_concurrent_append_is_acknowledged_with_201(appends):
 
 def test_shared_session_has_sequences_1_to_160_without_gap(server, appends):
     shared_id, _, headers = appends
-    events = all_events(server.url, headers, shared_id)
+    events = all_events(requests, server.url, shared_id, headers)
     assert [event["sequence"] for event in events] == list(range(1, CLIENTS * APPENDS + 1))
     assert len({event["id"] for event in events}) == CLIENTS * APPENDS
 
 
 def test_shared_session_holds_exactly_the_acknowledged_events(server, appends):
     shared_id, reports, headers = appends
-    stored = {(e["id"], e["sequence"]) for e in all_events(server.url, headers, shared_id)}
+    events = all_events(requests, server.url, shared_id, headers)
+    stored = {(e["id"], e["sequence"]) for e in events}
     acked = {(event_id, sequence) for report in reports
              for target, event_id, sequence in report["acks"] if target == shared_id}
     assert stored == acked
@@ -116,7 +104,7 @@ def test_shared_session_holds_exactly_the_acknowledged_events(server, appends):
 
 def test_each_clients_events_keep_the_order_it_received_them(server, appends):
     shared_id, reports, headers = appends
-    stored = {e["id"]: e for e in all_events(server.url, headers, shared_id)}
+    stored = {e["id"]: e for e in all_events(requests, server.url, shared_id, headers)}
     for report in reports:
         mine = [event_id for target, event_id, _ in report["acks"] if target == shared_id]
         assert len(mine) == APPENDS
@@ -129,7 +117,7 @@ def test_each_clients_events_keep_the_order_it_received_them(server, appends):
 def test_each_clients_own_session_has_sequences_1_to_20(server, appends):
     _, reports, headers = appends
     for report in reports:
-        events = all_events(server.url, headers, report["own_id"])
+        events = all_events(requests, server.url, report["own_id"], headers)
         assert [event["sequence"] for event in events] == list(range(1, APPENDS + 1))
         acked = [event_id for target, event_id, _ in report["acks"]
                  if target == report["own_id"]]
@@ -138,7 +126,7 @@ def test_each_clients_own_session_has_sequences_1_to_20(server, appends):
 
 def test_event_times_never_go_backwards(server, appends):
     shared_id, _, headers = appends
-    times = [event["createdAt"] for event in all_events(server.url, headers, shared_id)]
+    times = [event["createdAt"] for event in all_events(requests, server.url, shared_id, headers)]
     assert times == sorted(times)
 
 

@@ -44,9 +44,7 @@ from typing import Callable
 
 import pytest
 
-SESSIONS = "/v1/products/generation/sessions"
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-KEY_PATTERN = re.compile(r"^gsk_[0-9a-f]{12}_[A-Za-z0-9_-]{40,}$")
+from helpers import KEY_PATTERN, ROOT, SESSIONS, free_port
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 ITEM_TIMEOUT = 10
 MIB = 1024 * 1024
@@ -54,12 +52,6 @@ WORKERS, THREADS = 2, 4
 
 
 # --- the server -----------------------------------------------------------------------------
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 @dataclass
 class Server:

@@ -6,34 +6,22 @@ expiry instant), a key working until it expires and getting 401 from then on
 `revoked`) and EXPIRES columns, revoking an expired key, dev-key keys never
 expiring, and last_used_at written at most once a minute.
 """
-import re
-
 import pytest
 
-from gensessions.models import ApiKey, db
+from gensessions.db import connected
+from gensessions.models import ApiKey
+from helpers import (NOW, SESSIONS, TIMESTAMP, assert_error, bearer, create_key, invoke,
+                     invoke_ok, public_id)
 
-from conftest import SESSIONS, assert_error
-from test_cli import invoke, invoke_ok, public_id  # the CLI helpers, shared
-
-# The conftest clock starts at 2026-11-23T09:15:30.123Z.
-START_MS = 1_795_425_330_123
+# The clock fixture starts at NOW, 2026-11-23T09:15:30.123Z.
 START = "2026-11-23T09:15:30.123Z"
 MINUTE = 60
 HEADER = ["ID", "USER", "ORG", "SCOPE", "NAME", "STATE", "CREATED", "LAST", "USED", "EXPIRES",
           "REVOKED"]
 COLUMNS = ["ID", "USER", "ORG", "SCOPE", "NAME", "STATE", "CREATED", "LAST USED", "EXPIRES",
            "REVOKED"]
-RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-
-def bearer(key):
-    return {"Authorization": f"Bearer {key}"}
-
-
-def create_key(runner, *options):
-    result = invoke_ok(runner, "create-key", "--user-id", "u1", *options)
-    assert result.stdout.count("\n") == 1, result.stdout
-    return result.stdout.strip()
+# The keys of these tests are u1's.
+U1 = ("--user-id", "u1")
 
 
 def key_row(runner, key):
@@ -47,12 +35,12 @@ def key_row(runner, key):
 
 
 def stored(runner, key):
-    with runner.app.app_context(), db.connection_context():
+    with connected(runner.app):
         return ApiKey.get_by_id(public_id(key))
 
 
 def key_count(runner):
-    with runner.app.app_context(), db.connection_context():
+    with connected(runner.app):
         return ApiKey.select().count()
 
 
@@ -63,14 +51,14 @@ def status(client, key):
 # --- expiry over HTTP -------------------------------------------------------------------------
 
 def test_expiring_key_works_until_a_millisecond_before_its_expiry(runner, client, clock):
-    key = create_key(runner, "--expires-in", "10m")
+    key = create_key(runner, *U1, "--expires-in", "10m")
     assert status(client, key) == 200
     clock.advance(10 * MINUTE - 0.001)
     assert status(client, key) == 200
 
 
 def test_expiring_key_is_refused_at_the_exact_expiry_instant(runner, client, clock):
-    key = create_key(runner, "--expires-in", "10m")
+    key = create_key(runner, *U1, "--expires-in", "10m")
     clock.advance(10 * MINUTE)
     response = client.get(SESSIONS, headers=bearer(key))
     assert_error(response, 401)
@@ -78,7 +66,7 @@ def test_expiring_key_is_refused_at_the_exact_expiry_instant(runner, client, clo
 
 
 def test_expired_key_stays_refused(runner, client, clock):
-    key = create_key(runner, "--expires-in", "10m")
+    key = create_key(runner, *U1, "--expires-in", "10m")
     clock.advance(10 * MINUTE + 1)
     assert_error(client.get(SESSIONS, headers=bearer(key)), 401)
     assert_error(client.post(SESSIONS, json={}, headers=bearer(key)), 401)
@@ -87,9 +75,9 @@ def test_expired_key_stays_refused(runner, client, clock):
 
 
 def test_expiry_of_one_key_leaves_the_others_working(runner, client, clock):
-    short = create_key(runner, "--expires-in", "10m")
-    longer = create_key(runner, "--expires-in", "1h")
-    forever = create_key(runner)
+    short = create_key(runner, *U1, "--expires-in", "10m")
+    longer = create_key(runner, *U1, "--expires-in", "1h")
+    forever = create_key(runner, *U1)
     clock.advance(30 * MINUTE)
     assert [status(client, key) for key in (short, longer, forever)] == [401, 200, 200]
 
@@ -97,7 +85,7 @@ def test_expiry_of_one_key_leaves_the_others_working(runner, client, clock):
 # --- list-keys: STATE and EXPIRES -----------------------------------------------------------
 
 def test_list_keys_shows_an_expiring_key_active_then_expired(runner, clock):
-    key = create_key(runner, "--expires-in", "10m")
+    key = create_key(runner, *U1, "--expires-in", "10m")
     row = key_row(runner, key)
     assert (row["STATE"], row["EXPIRES"], row["CREATED"]) == (
         "active", "2026-11-23T09:25:30.123Z", START)
@@ -110,7 +98,7 @@ def test_list_keys_shows_an_expiring_key_active_then_expired(runner, clock):
 
 
 def test_key_without_expires_in_never_expires(runner, client, clock):
-    key = create_key(runner)
+    key = create_key(runner, *U1)
     row = key_row(runner, key)
     assert (row["STATE"], row["EXPIRES"]) == ("active", "-")
     assert stored(runner, key).expires_at is None
@@ -136,10 +124,10 @@ def test_create_key_reports_the_expiry_on_stderr(runner, clock):
     ("36500d", 3_153_600_000_000, "2126-10-30T09:15:30.123Z"),  # 100 years: the most
 ])
 def test_expires_in_accepts_a_duration(runner, clock, duration, ms, expires):
-    key = create_key(runner, "--expires-in", duration)
-    assert stored(runner, key).expires_at == START_MS + ms
+    key = create_key(runner, *U1, "--expires-in", duration)
+    assert stored(runner, key).expires_at == NOW + ms
     row = key_row(runner, key)
-    assert RFC3339.fullmatch(row["EXPIRES"])
+    assert TIMESTAMP.fullmatch(row["EXPIRES"])
     assert (row["EXPIRES"], row["STATE"]) == (expires, "active")
 
 
@@ -165,7 +153,7 @@ def test_expires_in_refuses_a_negative_number_as_a_separate_argument(runner, clo
 # --- revocation and expiry ------------------------------------------------------------------
 
 def test_revoked_key_shows_revoked(runner, client, clock):
-    key = create_key(runner, "--expires-in", "1h")
+    key = create_key(runner, *U1, "--expires-in", "1h")
     clock.advance(MINUTE)
     invoke_ok(runner, "revoke-key", public_id(key))
     row = key_row(runner, key)
@@ -174,7 +162,7 @@ def test_revoked_key_shows_revoked(runner, client, clock):
 
 
 def test_revoking_an_expired_key_works_and_shows_revoked(runner, client, clock):
-    key = create_key(runner, "--expires-in", "10m")
+    key = create_key(runner, *U1, "--expires-in", "10m")
     clock.advance(11 * MINUTE)
     assert key_row(runner, key)["STATE"] == "expired"
     result = invoke_ok(runner, "revoke-key", public_id(key))
@@ -203,40 +191,40 @@ def test_dev_key_never_expires(runner, client, clock, instance):
 # --- last used ------------------------------------------------------------------------------
 
 def test_last_used_is_written_at_most_once_a_minute(runner, client, clock):
-    key = create_key(runner)
+    key = create_key(runner, *U1)
     assert key_row(runner, key)["LAST USED"] == "-"
     for _ in range(5):
         assert status(client, key) == 200
         clock.advance(1)
     assert key_row(runner, key)["LAST USED"] == START
-    assert stored(runner, key).last_used_at == START_MS
+    assert stored(runner, key).last_used_at == NOW
     clock.advance(30 - 5)  # 30 s after the first request
     assert status(client, key) == 200
     assert key_row(runner, key)["LAST USED"] == START
     clock.advance(31)  # 61 s after it
     assert status(client, key) == 200
     assert key_row(runner, key)["LAST USED"] == "2026-11-23T09:16:31.123Z"
-    assert stored(runner, key).last_used_at == START_MS + 61_000
+    assert stored(runner, key).last_used_at == NOW + 61_000
 
 
 def test_last_used_moves_exactly_one_minute_after_the_last_write(runner, client, clock):
-    key = create_key(runner)
+    key = create_key(runner, *U1)
     assert status(client, key) == 200
     clock.advance(MINUTE - 0.001)
     assert status(client, key) == 200
-    assert stored(runner, key).last_used_at == START_MS
+    assert stored(runner, key).last_used_at == NOW
     clock.advance(0.001)
     assert status(client, key) == 200
-    assert stored(runner, key).last_used_at == START_MS + 60_000
+    assert stored(runner, key).last_used_at == NOW + 60_000
 
 
 def test_refused_requests_do_not_touch_last_used(runner, client, clock):
-    key = create_key(runner, "--expires-in", "2m")
+    key = create_key(runner, *U1, "--expires-in", "2m")
     assert status(client, key) == 200
     clock.advance(2 * MINUTE)
     assert status(client, key) == 401
-    assert stored(runner, key).last_used_at == START_MS
-    revoked = create_key(runner)
+    assert stored(runner, key).last_used_at == NOW
+    revoked = create_key(runner, *U1)
     invoke_ok(runner, "revoke-key", public_id(revoked))
     assert status(client, revoked) == 401
     assert stored(runner, revoked).last_used_at is None

@@ -21,23 +21,19 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from gensessions import create_app
 from databases import TEST_DATABASE_URL, drop_database, make_database
+from gensessions.db import close_database, connected
 from gensessions.models import MODELS, ApiKey, db, open_database, using
 from gensessions.models.api_key import hash_secret
 from gensessions.models.migrations import STEPS, AppliedMigration
+from helpers import ROOT, SESSIONS, TIMESTAMP_TEXT, bearer, invoke_ok, new_app
 
-from conftest import SESSIONS
-
-ROOT = Path(__file__).resolve().parent.parent
 STEP_NAMES = [name for name, _ in STEPS]
 # What `migrate` prints for a database of the first release.
 LATER_STEPS = "".join(f"{name}\n" for name in STEP_NAMES[1:])
-TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 # An API key as the old schema stored it (no expires_at), and a session of its user.
 OLD_KEY_ID = "0123456789ab"
 OLD_KEY = f"gsk_{OLD_KEY_ID}_{'s' * 43}"
@@ -65,20 +61,18 @@ def url(request, tmp_path):
 
 
 @pytest.fixture
-def make_app(url):
+def start_app(url):
     """create_app on `url` (any number of times, one after the other: the databases of the
     apps made before are closed first); every app's database is closed after the test."""
     made = []
 
     def close_all():
         for app in made:
-            with app.app_context():
-                db.close()
+            close_database(app)
 
     def make():
         close_all()
-        made.append(create_app({"DATABASE_URL": url, "TESTING": True,
-                                "PURGE_SCHEDULE": "off", "RATE_LIMIT": "off"}))
+        made.append(new_app(url))
         return made[-1]
     yield make
     close_all()
@@ -150,18 +144,12 @@ def build_old_database(url, record_initial=False):
 
 # --- what to look at ------------------------------------------------------------------------
 
-def invoke_ok(runner, *args):
-    result = runner.invoke(args=list(args))
-    assert result.exit_code == 0, (result.exit_code, result.output, result.exception)
-    return result
-
-
 def status_lines(runner):
     """`migrate --status` as [(name, timestamp or 'pending')], checking its form."""
     lines = invoke_ok(runner, "migrate", "--status").stdout.splitlines()
     rows = []
     for line in lines:
-        match = re.fullmatch(rf"(\S+)  ({TIMESTAMP}|pending)", line)
+        match = re.fullmatch(rf"(\S+)  ({TIMESTAMP_TEXT}|pending)", line)
         assert match, line
         rows.append(match.groups())
     assert [name for name, _ in rows] == STEP_NAMES
@@ -171,7 +159,7 @@ def status_lines(runner):
 def assert_all_applied(runner):
     rows = status_lines(runner)
     assert all(when != "pending" for _, when in rows), rows
-    with runner.app.app_context(), db.connection_context():
+    with connected(runner.app):
         assert sorted(row.name for row in AppliedMigration.select()) == sorted(STEP_NAMES)
     return rows
 
@@ -184,14 +172,14 @@ def api_key_columns(url):
 def assert_old_data_intact(app):
     """The old key authenticates over HTTP, sees its session, and list-keys shows it."""
     client = app.test_client()
-    headers = {"Authorization": f"Bearer {OLD_KEY}"}
+    headers = bearer(OLD_KEY)
     listed = client.get(SESSIONS, headers=headers)
     assert listed.status_code == 200, listed.get_data(as_text=True)
     assert [item["id"] for item in listed.json["data"]] == [OLD_SESSION_ID]
     session = client.get(f"{SESSIONS}/{OLD_SESSION_ID}", headers=headers)
     assert session.status_code == 200
     assert (session.json["userId"], session.json["status"]) == ("old_user", "planning")
-    with app.app_context(), db.connection_context():
+    with connected(app):
         key = ApiKey.get_by_id(OLD_KEY_ID)
     assert (key.user_id, key.expires_at, key.revoked_at) == ("old_user", None, None)
     row = [line.split() for line in invoke_ok(app.test_cli_runner(), "list-keys").stdout
@@ -201,27 +189,27 @@ def assert_old_data_intact(app):
 
 # --- a fresh database -----------------------------------------------------------------------
 
-def test_fresh_database_has_every_step_recorded_as_applied(url, make_app):
-    app = make_app()
+def test_fresh_database_has_every_step_recorded_as_applied(url, start_app):
+    app = start_app()
     assert "expires_at" in api_key_columns(url)
     rows = assert_all_applied(app.test_cli_runner())
     assert len({when for _, when in rows}) == 1  # recorded together, at creation
 
 
-def test_migrate_on_a_fresh_database_applies_nothing(make_app):
-    runner = make_app().test_cli_runner()
+def test_migrate_on_a_fresh_database_applies_nothing(start_app):
+    runner = start_app().test_cli_runner()
     before = status_lines(runner)
     for _ in range(2):
         result = invoke_ok(runner, "migrate")
         assert result.stdout == ""
         assert "0 migration steps applied" in result.stderr
     assert status_lines(runner) == before
-    with runner.app.app_context(), db.connection_context():
+    with connected(runner.app):
         assert AppliedMigration.select().count() == len(STEPS)
 
 
-def test_init_db_on_a_fresh_database_applies_nothing(make_app):
-    runner = make_app().test_cli_runner()
+def test_init_db_on_a_fresh_database_applies_nothing(start_app):
+    runner = start_app().test_cli_runner()
     before = status_lines(runner)
     result = invoke_ok(runner, "init-db")
     assert result.stdout == ""
@@ -229,31 +217,31 @@ def test_init_db_on_a_fresh_database_applies_nothing(make_app):
     assert status_lines(runner) == before
 
 
-def test_two_apps_one_after_the_other_on_one_database(make_app):
-    first = make_app()
+def test_two_apps_one_after_the_other_on_one_database(start_app):
+    first = start_app()
     key = invoke_ok(first.test_cli_runner(), "create-key", "--user-id", "u1",
                     "--expires-in", "1h").stdout.strip()
     created = first.test_client().post(SESSIONS, json={},
-                                       headers={"Authorization": f"Bearer {key}"})
+                                       headers=bearer(key))
     assert created.status_code == 201
     before = status_lines(first.test_cli_runner())
 
-    second = make_app()
+    second = start_app()
     client = second.test_client()
     response = client.get(f"{SESSIONS}/{created.json['id']}",
-                          headers={"Authorization": f"Bearer {key}"})
+                          headers=bearer(key))
     assert response.status_code == 200
     assert status_lines(second.test_cli_runner()) == before
-    with second.app_context(), db.connection_context():
+    with connected(second):
         assert AppliedMigration.select().count() == len(STEPS)
 
 
 # --- an old database ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("record_initial", [False, True], ids=["no-record", "0001-recorded"])
-def test_old_database_is_migrated_when_the_app_starts(url, make_app, record_initial):
+def test_old_database_is_migrated_when_the_app_starts(url, start_app, record_initial):
     build_old_database(url, record_initial)
-    app = make_app()
+    app = start_app()
     assert "expires_at" in api_key_columns(url)
     rows = dict(assert_all_applied(app.test_cli_runner()))
     if record_initial:  # the record already there is kept as it was
@@ -269,32 +257,32 @@ def index_shapes(url):
                 for model in MODELS}
 
 
-def test_a_migrated_database_has_the_indexes_of_a_fresh_one(url, make_app):
-    make_app()
+def test_a_migrated_database_has_the_indexes_of_a_fresh_one(url, start_app):
+    start_app()
     fresh = index_shapes(url)
     assert (("user_id", "status", "created_at", "id", "expires_at"), False) in fresh["session"]
     build_old_database(url)
     assert (("user_id", "status", "expires_at"), False) in index_shapes(url)["session"]
-    make_app()
+    start_app()
     assert index_shapes(url) == fresh
 
 
 @pytest.mark.parametrize("record_initial", [False, True], ids=["no-record", "0001-recorded"])
-def test_migrated_database_takes_expiring_keys(url, make_app, record_initial):
+def test_migrated_database_takes_expiring_keys(url, start_app, record_initial):
     build_old_database(url, record_initial)
-    app = make_app()
+    app = start_app()
     runner = app.test_cli_runner()
     key = invoke_ok(runner, "create-key", "--user-id", "u1", "--expires-in", "1h").stdout.strip()
-    with app.app_context(), db.connection_context():
+    with connected(app):
         row = ApiKey.get_by_id(key.split("_")[1])
     assert row.expires_at == row.created_at + 3_600_000
-    assert app.test_client().get(SESSIONS, headers={"Authorization": f"Bearer {key}"}) \
+    assert app.test_client().get(SESSIONS, headers=bearer(key)) \
         .status_code == 200
 
 
 @pytest.mark.parametrize("record_initial", [False, True], ids=["no-record", "0001-recorded"])
-def test_migrate_applies_and_prints_the_missing_steps(url, make_app, record_initial):
-    app = make_app()
+def test_migrate_applies_and_prints_the_missing_steps(url, start_app, record_initial):
+    app = start_app()
     runner = app.test_cli_runner()
     make_old(url, record_initial)
     rows = dict(status_lines(runner))
@@ -310,13 +298,13 @@ def test_migrate_applies_and_prints_the_missing_steps(url, make_app, record_init
 
     again = invoke_ok(runner, "migrate")
     assert again.stdout == ""
-    with app.app_context(), db.connection_context():
+    with connected(app):
         assert AppliedMigration.select().count() == len(STEPS)
 
 
 @pytest.mark.parametrize("record_initial", [False, True], ids=["no-record", "0001-recorded"])
-def test_init_db_migrates_an_old_database(url, make_app, record_initial):
-    app = make_app()
+def test_init_db_migrates_an_old_database(url, start_app, record_initial):
+    app = start_app()
     runner = app.test_cli_runner()
     make_old(url, record_initial)
     result = invoke_ok(runner, "init-db")
@@ -326,9 +314,9 @@ def test_init_db_migrates_an_old_database(url, make_app, record_initial):
     assert_all_applied(runner)
 
 
-def test_old_data_survives_migrate_run_by_hand(url, make_app):
+def test_old_data_survives_migrate_run_by_hand(url, start_app):
     build_old_database(url)
-    app = make_app()
+    app = start_app()
     runner = app.test_cli_runner()
     make_old(url)  # old again under the running app: `migrate` does the work this time
     assert invoke_ok(runner, "migrate").stdout == LATER_STEPS
@@ -356,7 +344,7 @@ def test_flask_migrate_on_an_old_database_prints_the_steps_it_applies(url, tmp_p
     assert result.stdout == LATER_STEPS
 
 
-def test_flask_migrate_leaves_an_old_database_up_to_date(url, tmp_path, make_app):
+def test_flask_migrate_leaves_an_old_database_up_to_date(url, tmp_path, start_app):
     """Whichever step does it, after `flask migrate` the old database is current and intact."""
     build_old_database(url)
     result = flask(url, tmp_path, "migrate")
@@ -364,4 +352,4 @@ def test_flask_migrate_leaves_an_old_database_up_to_date(url, tmp_path, make_app
     status = flask(url, tmp_path, "migrate", "--status")
     assert [line.split()[0] for line in status.stdout.splitlines()] == STEP_NAMES
     assert "pending" not in status.stdout
-    assert_old_data_intact(make_app())
+    assert_old_data_intact(start_app())

@@ -5,29 +5,11 @@ import json
 import pytest
 
 from gensessions.models import ApiKey, Event, Session, canonical_hash, db
+from helpers import NOW, session_ids, start
 
-NOW = 1_795_425_330_123
 TTL = 7 * 24 * 3600
 TTL_MS = TTL * 1000
 MINUTE_MS = 60_000
-
-
-@pytest.fixture
-def conn(app):
-    """The app's database, connected for the length of a test."""
-    with app.app_context(), db.connection_context():
-        yield db
-
-
-def start(now=NOW, user_id="user_1", events=0):
-    session = Session.start(user_id, "org_1", now, TTL)
-    for n in range(events):
-        Session.append_event(session.id, user_id, now, type="info", message=str(n))
-    return session.id
-
-
-def session_ids():
-    return {row.id for row in Session.select()}
 
 
 def event_session_ids():
@@ -37,36 +19,36 @@ def event_session_ids():
 # --- Session.purge_expired -----------------------------------------------------------------
 
 def test_purge_removes_expired_sessions_and_keeps_live_ones(conn):
-    expired = start(NOW)
-    live = start(NOW + 1)
+    expired = start(NOW, TTL)
+    live = start(NOW + 1, TTL)
     assert Session.purge_expired(NOW + TTL_MS) == 1
     assert session_ids() == {live}
     assert expired not in session_ids()
 
 
 def test_purge_removes_the_events_of_expired_sessions_only(conn):
-    start(NOW, events=3)
-    live = start(NOW + 1, events=2)
+    start(NOW, TTL, events=3)
+    live = start(NOW + 1, TTL, events=2)
     Session.purge_expired(NOW + TTL_MS)
     assert event_session_ids() == [live, live]
 
 
 def test_purge_keeps_a_live_sessions_events_in_sequence(conn):
-    start(NOW, events=1)
-    live = start(NOW + 1, events=3)
+    start(NOW, TTL, events=1)
+    live = start(NOW + 1, TTL, events=3)
     Session.purge_expired(NOW + TTL_MS)
     assert [e.sequence for e in Event.select().where(Event.session == live)
             .order_by(Event.sequence)] == [1, 2, 3]
 
 
 def test_purge_counts_every_user(conn):
-    start(NOW, user_id="a")
-    start(NOW, user_id="b")
+    start(NOW, TTL, user_id="a")
+    start(NOW, TTL, user_id="b")
     assert Session.purge_expired(NOW + TTL_MS) == 2
 
 
 def test_purge_with_nothing_expired_returns_zero(conn):
-    start(NOW, events=1)
+    start(NOW, TTL, events=1)
     assert Session.purge_expired(NOW + TTL_MS - 1) == 0
     assert len(session_ids()) == 1 and len(event_session_ids()) == 1
 
@@ -80,8 +62,8 @@ def test_purge_of_an_empty_database_returns_zero(conn):
 ])
 def test_purge_in_batches_removes_all_expired(conn, batch_size, batches):
     for n in range(5):
-        start(NOW + n, events=n % 3)
-    live = start(NOW + TTL_MS, events=1)
+        start(NOW + n, TTL, events=n % 3)
+    live = start(NOW + TTL_MS, TTL, events=1)
     seen = []
     assert Session.purge_expired(NOW + TTL_MS + 4, batch_size, on_batch=seen.append) == 5
     assert seen == batches
@@ -90,15 +72,15 @@ def test_purge_in_batches_removes_all_expired(conn, batch_size, batches):
 
 
 def test_purge_dry_run_counts_without_deleting(conn):
-    start(NOW, events=2)
-    start(NOW + TTL_MS)
+    start(NOW, TTL, events=2)
+    start(NOW + TTL_MS, TTL)
     assert Session.purge_expired(NOW + TTL_MS, dry_run=True) == 1
     assert len(session_ids()) == 2
     assert len(event_session_ids()) == 2
 
 
 def test_expired_session_is_not_live_before_it_is_purged(conn):
-    session_id = start(NOW)
+    session_id = start(NOW, TTL)
     assert Session.live("user_1", NOW + TTL_MS - 1).where(Session.id == session_id).exists()
     assert not Session.live("user_1", NOW + TTL_MS).where(Session.id == session_id).exists()
 
@@ -143,21 +125,21 @@ def test_canonical_hash_of_none_is_none():
 
 
 def test_update_sets_the_hash_of_a_given_product_object(conn):
-    session_id = start()
+    session_id = start(NOW, TTL)
     product = {"title": "Thé", "parts": [{"b": 2, "a": 1}]}
     session = Session.update_live(session_id, "user_1", NOW, {"product_object": product})
     assert session.product_object_hash == reference_hash(product)
 
 
 def test_update_keeps_an_explicit_hash(conn):
-    session_id = start()
+    session_id = start(NOW, TTL)
     session = Session.update_live(session_id, "user_1", NOW,
                                   {"product_object": {"a": 1}, "product_object_hash": "mine"})
     assert session.product_object_hash == "mine"
 
 
 def test_update_clears_the_hash_with_the_product_object(conn):
-    session_id = start()
+    session_id = start(NOW, TTL)
     Session.update_live(session_id, "user_1", NOW, {"product_object": {"a": 1}})
     session = Session.update_live(session_id, "user_1", NOW, {"product_object": None})
     assert session.product_object_hash is None

@@ -6,7 +6,6 @@ If-Match holds across servers; the scheduled purge runs one at a time across bot
 TEST_DATABASE_URL (skipped without it, except in CI, where that is a failure).
 """
 import itertools
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,12 +14,8 @@ import pytest
 import requests
 
 from databases import drop_database, make_database, require_postgres
-from servers import poll, start_gunicorn
-
-SESSIONS = "/v1/products/generation/sessions"
-TIMEOUT = 30
-RUN_LINE = re.compile(r"purge run pid=(\d+) purged=(\d+) duration_ms=(\d+) "
-                      r"started_at=(\d+) finished_at=(\d+)")
+from helpers import RUN_LINE, SESSIONS, TIMEOUT, poll
+from servers import start_gunicorn
 
 
 @pytest.fixture(scope="module")

@@ -4,20 +4,18 @@ import json
 import logging
 import re
 import threading
-import time
 
 import pytest
 from peewee import JOIN
 
 from gensessions import create_app
+from gensessions.db import close_database, connected
 from gensessions.purge import PurgeScheduler, check_schedule
-from gensessions.models import ApiKey, Event, IdempotencyRecord, PurgeState, Session, db
+from gensessions.models import Event, IdempotencyRecord, PurgeState, Session
 from gensessions.models.idempotency import RETENTION_MS
 from gensessions.models.purge import LEASE_MS, LOCK_NAME, purge_with_lock
+from helpers import NOW, SESSIONS, bearer, invoke_ok, issue_key, session_ids, start, wait_until
 
-from conftest import SESSIONS
-
-NOW = 1_795_425_330_123
 TTL = 3600
 TTL_MS = TTL * 1000
 EXPIRED_AT = NOW + TTL_MS  # sessions started at NOW are expired from here on
@@ -25,31 +23,13 @@ SLOT = 1_795_425_360_000
 THREAD = "gensessions-purge"
 
 
-@pytest.fixture
-def conn(app):
-    """The app's database, connected for the length of a test."""
-    with app.app_context(), db.connection_context():
-        yield db
-
-
 def at(ms):
     """A clock frozen at `ms`."""
     return lambda: ms
 
 
-def start(now=NOW, events=0, user_id="user_1"):
-    session = Session.start(user_id, "org_1", now, TTL)
-    for n in range(events):
-        Session.append_event(session.id, user_id, now, type="info", message=str(n))
-    return session.id
-
-
 def state():
     return PurgeState.get_by_id(LOCK_NAME)
-
-
-def session_ids():
-    return {row.id for row in Session.select()}
 
 
 # --- the lease -------------------------------------------------------------------------------
@@ -140,7 +120,7 @@ def test_status_before_any_purge_is_blank_and_not_running(conn):
 # --- purge_with_lock -------------------------------------------------------------------------
 
 def test_purge_with_lock_returns_none_and_purges_nothing_when_the_lock_is_taken(conn):
-    ids = {start(), start()}
+    ids = {start(NOW, TTL), start(NOW, TTL)}
     assert PurgeState.acquire("other:1", EXPIRED_AT, "cli")
     assert purge_with_lock(at(EXPIRED_AT), "me:1", 10) is None
     assert session_ids() == ids
@@ -148,7 +128,7 @@ def test_purge_with_lock_returns_none_and_purges_nothing_when_the_lock_is_taken(
 
 
 def test_purge_with_lock_returns_the_count_and_records_it(conn):
-    start(), start(), start()
+    start(NOW, TTL), start(NOW, TTL), start(NOW, TTL)
     assert purge_with_lock(at(EXPIRED_AT), "me:1", 10, trigger="schedule") == 3
     row = state()
     assert (row.runs, row.last_purged, row.last_trigger, row.locked_until) == (
@@ -158,7 +138,7 @@ def test_purge_with_lock_returns_the_count_and_records_it(conn):
 
 def test_purge_with_lock_reports_each_batch(conn):
     for _ in range(5):
-        start()
+        start(NOW, TTL)
     heard = []
     assert purge_with_lock(at(EXPIRED_AT), "me:1", 2, on_batch=heard.append) == 5
     assert heard == [2, 4, 5]
@@ -166,7 +146,7 @@ def test_purge_with_lock_reports_each_batch(conn):
 
 def test_should_stop_ends_the_purge_after_the_first_batch(conn):
     for _ in range(5):
-        start()
+        start(NOW, TTL)
     assert purge_with_lock(at(EXPIRED_AT), "me:1", 2, should_stop=lambda: True) == 2
     assert len(session_ids()) == 3
     assert (state().last_purged, state().locked_until) == (2, 0)
@@ -175,7 +155,7 @@ def test_should_stop_ends_the_purge_after_the_first_batch(conn):
 def test_the_lease_is_renewed_between_batches(conn):
     """A purge longer than one lease keeps its lock: nobody takes it between batches."""
     for _ in range(3):
-        start()
+        start(NOW, TTL)
     now = [EXPIRED_AT]
     taken = []
 
@@ -190,7 +170,7 @@ def test_the_lease_is_renewed_between_batches(conn):
 
 def test_a_purge_that_lost_its_lease_stops_after_the_batch(conn):
     for _ in range(4):
-        start()
+        start(NOW, TTL)
 
     def lease_taken_over(done):
         assert PurgeState.acquire("other:1", EXPIRED_AT + LEASE_MS + 1, "cli")
@@ -201,7 +181,7 @@ def test_a_purge_that_lost_its_lease_stops_after_the_batch(conn):
 
 
 def test_a_failing_purge_records_the_error_and_frees_the_lock(conn, monkeypatch):
-    start()
+    start(NOW, TTL)
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
@@ -215,7 +195,7 @@ def test_a_failing_purge_records_the_error_and_frees_the_lock(conn, monkeypatch)
 
 
 def test_the_next_purge_runs_after_a_failed_one_and_clears_the_error(conn, monkeypatch):
-    start()
+    start(NOW, TTL)
     with monkeypatch.context() as patch:
         patch.setattr(Session, "purge_expired", lambda *a, **k: 1 / 0)
         with pytest.raises(ZeroDivisionError):
@@ -229,8 +209,8 @@ def test_the_next_purge_runs_after_a_failed_one_and_clears_the_error(conn, monke
 @pytest.fixture
 def mixed(conn):
     """Seven expired sessions (most with events) and three live ones with events, two users."""
-    expired = [start(NOW, events=n % 3, user_id=f"user_{n % 2}") for n in range(7)]
-    live = [start(NOW + 1, events=n + 1, user_id=f"user_{n % 2}") for n in range(3)]
+    expired = [start(NOW, TTL, events=n % 3, user_id=f"user_{n % 2}") for n in range(7)]
+    live = [start(NOW + 1, TTL, events=n + 1, user_id=f"user_{n % 2}") for n in range(3)]
     return expired, live
 
 
@@ -315,14 +295,6 @@ def purge_threads():
             if thread.name == THREAD and thread.is_alive()]
 
 
-def wait_until(condition, seconds, what):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {seconds}s waiting for {what}")
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def scheduled_app(tmp_path):
     """An app purging every second, sessions living one second; its scheduler always stopped."""
@@ -332,8 +304,7 @@ def scheduled_app(tmp_path):
         yield app
     finally:
         app.extensions["purge_scheduler"].stop()
-        with app.app_context():
-            db.close()
+        close_database(app)
 
 
 def test_creating_the_app_starts_no_purge_thread(scheduled_app):
@@ -349,9 +320,7 @@ def test_the_first_request_starts_one_purge_thread(scheduled_app):
 
 
 def test_the_scheduler_purges_expired_sessions_within_seconds(scheduled_app):
-    with scheduled_app.app_context(), db.connection_context():
-        _, key = ApiKey.issue("user_1", 0, organization_id="org_1")
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = bearer(issue_key(scheduled_app, organization_id="org_1"))
     client = scheduled_app.test_client()
     for _ in range(3):
         session = client.post(SESSIONS, json={}, headers=headers)
@@ -362,11 +331,11 @@ def test_the_scheduler_purges_expired_sessions_within_seconds(scheduled_app):
                                headers=headers).status_code == 201
 
     def all_gone():
-        with scheduled_app.app_context(), db.connection_context():
+        with connected(scheduled_app):
             return Session.select().count() == 0 and Event.select().count() == 0
 
     wait_until(all_gone, 4, "the scheduled purge")
-    with scheduled_app.app_context(), db.connection_context():
+    with connected(scheduled_app):
         assert state().last_trigger == "schedule"
 
 
@@ -378,8 +347,8 @@ def test_stop_ends_the_purge_thread(scheduled_app):
 
 
 def test_run_slot_logs_the_count_and_duration(app, clock, caplog):
-    with app.app_context(), db.connection_context():
-        start(clock.ms), start(clock.ms)
+    with connected(app):
+        start(clock.ms, TTL), start(clock.ms, TTL)
     clock.advance(TTL)
     caplog.set_level(logging.INFO, logger="gensessions.purge")
     PurgeScheduler(app, "* * * * * *", 10, 0).run_slot(SLOT)
@@ -392,62 +361,55 @@ def test_run_slot_runs_each_slot_once(app, clock):
     scheduler = PurgeScheduler(app, "* * * * * *", 10, 0)
     scheduler.run_slot(SLOT)
     scheduler.run_slot(SLOT)
-    with app.app_context(), db.connection_context():
+    with connected(app):
         assert (state().runs, state().last_slot) == (1, SLOT)
 
 
 # --- operators: purge-status, purge-expired under a held lock, /healthz ----------------------
 
-def invoke(runner, *args):
-    with runner.app.app_context():
-        result = runner.invoke(args=list(args))
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
-
-
 @pytest.fixture
 def expired_three(app, clock):
     """Three sessions (one with events) that expire TTL seconds from the frozen now."""
-    with app.app_context(), db.connection_context():
-        ids = {start(clock.ms, events=2), start(clock.ms), start(clock.ms)}
+    with connected(app):
+        ids = {start(clock.ms, TTL, events=2), start(clock.ms, TTL), start(clock.ms, TTL)}
     clock.advance(TTL)
     return ids
 
 
 def test_purge_status_reports_a_cli_purge(runner, expired_three, clock):
-    invoke(runner, "purge-expired")
-    status = json.loads(invoke(runner, "purge-status").stdout)
+    invoke_ok(runner, "purge-expired")
+    status = json.loads(invoke_ok(runner, "purge-status").stdout)
     assert (status["runs"], status["lastPurged"], status["lastTrigger"]) == (1, 3, "cli")
     assert status["running"] is False and status["lastError"] is None
     assert status["lastFinishedAt"] == "2026-11-23T10:15:30.123Z"
 
 
 def test_purge_status_before_any_purge(runner):
-    status = json.loads(invoke(runner, "purge-status").stdout)
+    status = json.loads(invoke_ok(runner, "purge-status").stdout)
     assert (status["runs"], status["lastPurged"], status["running"]) == (0, None, False)
 
 
 def test_purge_status_shows_a_running_purge(runner, clock):
-    with runner.app.app_context(), db.connection_context():
+    with connected(runner.app):
         assert PurgeState.acquire("other-host:1", clock.ms, "schedule")
-    status = json.loads(invoke(runner, "purge-status").stdout)
+    status = json.loads(invoke_ok(runner, "purge-status").stdout)
     assert (status["running"], status["lastTrigger"]) == (True, "schedule")
 
 
 def test_purge_expired_while_another_purge_runs_prints_zero_and_deletes_nothing(
         runner, expired_three, clock):
-    with runner.app.app_context(), db.connection_context():
+    with connected(runner.app):
         assert PurgeState.acquire("other-host:1", clock.ms, "schedule")
-    result = invoke(runner, "purge-expired")
+    result = invoke_ok(runner, "purge-expired")
     assert result.stdout.splitlines()[-1] == "0"
     assert "another purge is running" in result.stderr
-    with runner.app.app_context(), db.connection_context():
+    with connected(runner.app):
         assert session_ids() == expired_three
         assert Event.select().count() == 2
 
 
 def test_healthz_shows_the_last_purge(runner, client, expired_three):
-    invoke(runner, "purge-expired")
+    invoke_ok(runner, "purge-expired")
     purge = client.get("/healthz").json["purge"]
     assert (purge["runs"], purge["lastPurged"], purge["lastTrigger"], purge["running"]) == (
         1, 3, "cli", False)

@@ -1,7 +1,6 @@
 """The scheduled purge under a real gunicorn: it fires, one run per slot in all, never two at
 once, the server keeps serving meanwhile; `off` runs none; a bad schedule stops the start."""
 import json
-import re
 import sqlite3
 import subprocess
 import threading
@@ -11,13 +10,10 @@ from contextlib import closing
 import pytest
 import requests
 
-from servers import GunicornServer, poll
+from helpers import RUN_LINE, SESSIONS, TIMEOUT, poll
+from servers import GunicornServer
 
-SESSIONS = "/v1/products/generation/sessions"
-TIMEOUT = 30
 EVERY_SECOND = "* * * * * *"
-RUN_LINE = re.compile(r"purge run pid=(\d+) purged=(\d+) duration_ms=(\d+) "
-                      r"started_at=(\d+) finished_at=(\d+)")
 SEEDED = 30
 EVENTS_EACH = 3
 WINDOW_SECONDS = 4

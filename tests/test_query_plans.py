@@ -4,14 +4,14 @@ in the page's order (no sort of the user's sessions), and both counts are coveri
 scans. The plan does not depend on how many rows there are (no statistics are gathered)."""
 import pytest
 
+from gensessions.db import connected
 from gensessions.models import db
 from gensessions.models.session import COUNTS, LIVE_BY_ID, PAGES
-
-NOW = 1_795_425_330_123
+from helpers import NOW
 
 
 def plan(app, prepared, *arguments):
-    with app.app_context(), db.connection_context():
+    with connected(app):
         sql, params = prepared.sql(arguments)
         return " | ".join(row[3] for row in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params))
 
@@ -42,4 +42,5 @@ def test_counts_are_covering_index_scans(app, filtered, index):
 
 @pytest.mark.sqlite_only
 def test_a_session_is_found_by_its_primary_key(app):
-    assert "USING INDEX sqlite_autoindex_session_1 (id=?)" in plan(app, LIVE_BY_ID, "sess_x", "u", NOW)
+    text = plan(app, LIVE_BY_ID, "sess_x", "u", NOW)
+    assert "USING INDEX sqlite_autoindex_session_1 (id=?)" in text, text

@@ -8,12 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from gensessions import create_app
 from gensessions.ratelimit import credential_key
-from gensessions.db import close_database
-from gensessions.models import ApiKey, db
-
-from conftest import SESSIONS, assert_error
+from helpers import CI, SESSIONS, TIMEOUT, assert_error, bearer, issue_key
 from servers import start_gunicorn
 
 LIMIT = 3
@@ -23,32 +19,12 @@ RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset
 REDIS_URI = os.environ.get("TEST_REDIS_URI", "redis://127.0.0.1:6379/14")
 SERVER_LIMIT = 10
 SERVER_REQUESTS = 30
-TIMEOUT = 30
-CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
-
-
-def make_app(tmp_path, rate_limit, **settings):
-    return create_app({"DATABASE_URL": str(tmp_path / "test.db"), "TESTING": True,
-                       "PURGE_SCHEDULE": "off", "RATE_LIMIT": rate_limit, **settings})
-
-
-def issue_key(app, user_id="user_1"):
-    """A real API key in `app`'s database."""
-    with app.app_context(), db.connection_context():
-        _, key = ApiKey.issue(user_id, 0)
-    return key
-
-
-def bearer(key):
-    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture
-def limited(tmp_path):
+def limited(make_app):
     """An app limited to 3 requests a minute per credential."""
-    app = make_app(tmp_path, f"{LIMIT}/minute")
-    yield app
-    close_database(app)
+    return make_app(RATE_LIMIT=f"{LIMIT}/minute")
 
 
 @pytest.fixture
@@ -123,7 +99,8 @@ def test_remaining_counts_down_on_successful_answers(client):
 # --- buckets ----------------------------------------------------------------------------
 
 def test_a_second_key_is_served_while_the_first_is_limited(client):
-    first, second = bearer(issue_key(client.application, "user_1")), bearer(issue_key(client.application, "user_2"))
+    first = bearer(issue_key(client.application, "user_1"))
+    second = bearer(issue_key(client.application, "user_2"))
     assert statuses(client, LIMIT + 1, headers=first)[-1] == 429
     response = client.get(SESSIONS, headers=second)
     assert response.status_code == 200
@@ -184,23 +161,20 @@ def test_exempt_routes_do_not_use_up_the_bucket(client, path):
 
 # --- settings ----------------------------------------------------------------------------
 
-def test_off_sends_no_rate_limit_headers_and_never_429(tmp_path):
-    app = make_app(tmp_path, "off")
-    try:
-        client, headers = app.test_client(), bearer(issue_key(app))
-        answers = [client.get(SESSIONS, headers=headers) for _ in range(50)]
-        answers += [client.get(SESSIONS) for _ in range(50)]
-    finally:
-        close_database(app)
+def test_off_sends_no_rate_limit_headers_and_never_429(make_app):
+    app = make_app(RATE_LIMIT="off")
+    client, headers = app.test_client(), bearer(issue_key(app))
+    answers = [client.get(SESSIONS, headers=headers) for _ in range(50)]
+    answers += [client.get(SESSIONS) for _ in range(50)]
     assert [r.status_code for r in answers] == [200] * 50 + [401] * 50
     assert not [name for r in answers for name in RATE_HEADERS + ("Retry-After",)
                 if name in r.headers]
 
 
 @pytest.mark.parametrize("value", ["lots", "10/fortnight"])
-def test_a_malformed_rate_limit_fails_at_start_naming_the_setting(tmp_path, value):
+def test_a_malformed_rate_limit_fails_at_start_naming_the_setting(make_app, value):
     with pytest.raises(ValueError, match="RATE_LIMIT") as raised:
-        make_app(tmp_path, value)
+        make_app(RATE_LIMIT=value)
     assert value in str(raised.value)
 
 

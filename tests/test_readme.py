@@ -1,12 +1,11 @@
 """The README stays true: its curl walk-through runs as written against a real gunicorn."""
 import json
-import pathlib
 import re
 import subprocess
 
+from helpers import ROOT
 from servers import start_gunicorn
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 

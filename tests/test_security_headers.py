@@ -10,11 +10,7 @@ rate limit.
 """
 import pytest
 
-from gensessions import create_app
-from gensessions.db import close_database
-from gensessions.models import ApiKey, db
-
-from conftest import SESSIONS, assert_error
+from helpers import SESSIONS, assert_error, bearer, issue_key
 
 JSON_POLICY = "default-src 'none'; frame-ancestors 'none'"
 APP_ORIGIN = "https://app.example.com"
@@ -139,27 +135,9 @@ def test_preflight_gets_no_cors_headers_by_default(client):
 
 # --- CORS on --------------------------------------------------------------------------------
 
-@pytest.fixture
-def make_app(tmp_path):
-    """create_app on a temporary SQLite file with extra settings; closes the database after."""
-    made = []
-
-    def make(**config):
-        settings = {"DATABASE_URL": str(tmp_path / "test.db"), "TESTING": True,
-                    "PURGE_SCHEDULE": "off", "RATE_LIMIT": "off"}
-        settings.update(config)
-        made.append(create_app(settings))
-        return made[-1]
-    yield make
-    for app in made:
-        close_database(app)
-
-
 def bearer_for(app):
     """A fresh API key on `app`'s database, as Authorization headers."""
-    with app.app_context(), db.connection_context():
-        _, key = ApiKey.issue("user_1", 0, organization_id="org_1")
-    return {"Authorization": f"Bearer {key}"}
+    return bearer(issue_key(app, organization_id="org_1"))
 
 
 @pytest.fixture

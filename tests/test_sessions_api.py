@@ -3,28 +3,20 @@ import base64
 import hashlib
 import json
 import re
-from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 import pytest
 
 from gensessions import create_app
-
-from conftest import SESSIONS, assert_error
+from helpers import (DAY, JSON_HEADERS, NON_TERMINAL, SESSIONS, STATUSES, TERMINAL, TIMESTAMP,
+                     assert_error, bearer, iso, issue_key, nest, raw_key, session_url)
 
 SESSION_ID = re.compile(r"^sess_[A-Za-z0-9_-]{20,}$")
-TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-STATUSES = ["intake", "planning", "generating", "assembling", "completed", "failed",
-            "cancelled"]
-NON_TERMINAL = ["intake", "planning", "generating", "assembling"]
-TERMINAL = ["completed", "failed", "cancelled"]
 OBJECT_FIELDS = ["assemblyState", "plan", "prd", "productObject"]
 SESSION_KEYS = {"id", "userId", "organizationId", "status", "prd", "plan", "productObject",
                 "productObjectHash", "assemblyState", "catalogVersion", "schemaVersion",
                 "createdAt", "updatedAt", "expiresAt"}
-DAY = 24 * 3600
 WEEK = 7 * DAY
-JSON_HEADERS = {"Content-Type": "application/json"}
 
 # The vendor pages' curl bodies, character for character (create-session.txt, update-session.txt).
 VENDOR_CREATE_BODY = """{
@@ -49,27 +41,9 @@ VENDOR_UPDATE_BODY = """{
 }"""
 
 
-def url(session_id):
-    return f"{SESSIONS}/{session_id}"
-
-
-def iso(ms):
-    """Epoch milliseconds as the contract's timestamp text."""
-    moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=ms)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
 def bare(headers):
     """The vendor curl's form of a credential: `Authorization: <key>`."""
-    return {"Authorization": headers["Authorization"].removeprefix("Bearer ")}
-
-
-def nest(depth, leaf="bottom"):
-    """`depth` objects, each inside the one before."""
-    value = leaf
-    for _ in range(depth):
-        value = {"k": value}
-    return value
+    return {"Authorization": raw_key(headers)}
 
 
 def canonical_sha256(value):
@@ -80,14 +54,15 @@ def canonical_sha256(value):
 @pytest.fixture
 def get(client, auth_headers):
     def get_(session_id, headers=None):
-        return client.get(url(session_id), headers=headers or auth_headers)
+        return client.get(session_url(session_id), headers=headers or auth_headers)
     return get_
 
 
 @pytest.fixture
 def patch(client, auth_headers):
     def patch_(session_id, body, headers=None):
-        return client.patch(url(session_id), json=body, headers={**auth_headers, **(headers or {})})
+        return client.patch(session_url(session_id), json=body,
+                            headers={**auth_headers, **(headers or {})})
     return patch_
 
 
@@ -98,15 +73,6 @@ def listing(client, auth_headers):
         assert response.status_code == 200, response.json
         return response.json
     return list_
-
-
-@pytest.fixture
-def set_status(patch):
-    def set_(session_id, status):
-        response = patch(session_id, {"status": status})
-        assert response.status_code == 200, response.json
-        return response.json
-    return set_
 
 
 def walk_with_cursor(listing, limit, query="", between_pages=None):
@@ -189,7 +155,7 @@ def test_create_replays_the_vendor_example_as_written(client, auth_headers, get)
 def test_create_answers_location_of_the_new_session(client, auth_headers, get):
     response = client.post(SESSIONS, json={}, headers=auth_headers)
     location = response.headers["Location"]
-    assert urlsplit(location).path == url(response.json["id"])
+    assert urlsplit(location).path == session_url(response.json["id"])
     assert get(urlsplit(location).path.rsplit("/", 1)[1]).status_code == 200
 
 
@@ -218,11 +184,10 @@ def test_timestamps_and_default_expiry(clock, create_session):
     assert created["expiresAt"] == "2026-11-30T09:15:30.123Z" == iso(clock.ms + WEEK * 1000)
 
 
-def test_session_ttl_setting_changes_expiry(tmp_path, clock, make_key):
-    app = create_app({"DATABASE_URL": str(tmp_path / "ttl.db"), "TESTING": True,
-                      "PURGE_SCHEDULE": "off",
+def test_session_ttl_setting_changes_expiry(database_url, clock):
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True, "PURGE_SCHEDULE": "off",
                       "SESSION_TTL": 60})
-    headers = make_key()  # issued into the database bound last: this app's
+    headers = bearer(issue_key(app))
     created = app.test_client().post(SESSIONS, json={}, headers=headers).json
     assert created["expiresAt"] == iso(clock.ms + 60_000)
 
@@ -329,9 +294,9 @@ def test_get_answers_session_with_events_oldest_first(client, auth_headers, crea
                                                       set_status, get):
     session_id = create_session()["id"]
     for kind in ("info", "progress"):
-        client.post(f"{url(session_id)}/events", json={"type": kind}, headers=auth_headers)
+        client.post(f"{session_url(session_id)}/events", json={"type": kind}, headers=auth_headers)
     set_status(session_id, "planning")
-    client.post(f"{url(session_id)}/events", json={"type": "warning"}, headers=auth_headers)
+    client.post(f"{session_url(session_id)}/events", json={"type": "warning"}, headers=auth_headers)
     response = get(session_id)
     assert response.status_code == 200
     assert set(response.json) == SESSION_KEYS | {"events"}
@@ -355,7 +320,7 @@ def test_get_answers_the_same_fields_as_create(create_session, get):
 def test_get_with_vendor_headers(client, auth_headers, create_session):
     """The vendor's GET curl sends a bare key and a Content-Type with no body."""
     session_id = create_session()["id"]
-    response = client.get(url(session_id), headers={**bare(auth_headers), **JSON_HEADERS})
+    response = client.get(session_url(session_id), headers={**bare(auth_headers), **JSON_HEADERS})
     assert response.status_code == 200
     assert response.json["id"] == session_id
 
@@ -366,7 +331,7 @@ def test_get_with_vendor_headers(client, auth_headers, create_session):
 ], ids=["unknown", "prefix-only", "malformed", "event-id", "10000-chars", "unicode", "space"])
 def test_get_unknown_or_malformed_id_is_404(client, auth_headers, create_session, session_id):
     create_session()
-    assert_error(client.get(url(session_id), headers=auth_headers), 404)
+    assert_error(client.get(session_url(session_id), headers=auth_headers), 404)
 
 
 def test_get_other_users_session_is_404(create_session, get, other_headers):
@@ -583,7 +548,7 @@ def test_cursor_walk_with_mixed_timestamps_and_deletions(client, auth_headers, c
     seen = [item["id"] for item in first["data"]]
     # A session deleted between pages (one not yet seen) just drops out.
     gone = expected[10]
-    assert client.delete(url(gone), headers=auth_headers).status_code == 204
+    assert client.delete(session_url(gone), headers=auth_headers).status_code == 204
     rest, _ = walk_with_cursor(
         lambda query: listing(f"{query}&cursor={first['pagination']['nextCursor']}"), 6)
     assert seen + rest == [i for i in expected if i != gone]
@@ -677,7 +642,7 @@ def test_empty_patch_changes_nothing(clock, client, auth_headers, create_session
 def test_empty_patch_without_body_changes_nothing(client, auth_headers, create_session, get):
     session_id = create_session()["id"]
     before = get(session_id)
-    response = client.patch(url(session_id), headers=auth_headers)
+    response = client.patch(session_url(session_id), headers=auth_headers)
     assert response.status_code == 200
     assert response.json["updatedAt"] == before.json["updatedAt"]
     assert response.headers["ETag"] == before.headers["ETag"]
@@ -779,7 +744,7 @@ def test_patch_does_not_move_expiry(clock, create_session, patch):
 
 def test_patch_replays_the_vendor_example_as_written(client, auth_headers, create_session, get):
     session_id = create_session()["id"]
-    response = client.patch(url(session_id), data=VENDOR_UPDATE_BODY,
+    response = client.patch(session_url(session_id), data=VENDOR_UPDATE_BODY,
                             headers={**bare(auth_headers), **JSON_HEADERS})
     assert response.status_code == 200, response.json
     assert response.json["plan"] == {"capabilities": ["chat", "search"], "surfaces": ["widget"]}
@@ -958,7 +923,7 @@ def test_if_match_on_empty_patch_with_stale_etag_is_412(create_session, patch, g
 # --- delete --------------------------------------------------------------------------------
 
 def test_delete_answers_204_with_empty_body(client, auth_headers, create_session):
-    response = client.delete(url(create_session()["id"]), headers=auth_headers)
+    response = client.delete(session_url(create_session()["id"]), headers=auth_headers)
     assert response.status_code == 204
     assert response.get_data() == b""
 
@@ -966,21 +931,21 @@ def test_delete_answers_204_with_empty_body(client, auth_headers, create_session
 def test_deleted_session_is_gone_everywhere(client, auth_headers, create_session, listing):
     kept = create_session()["id"]
     session_id = create_session()["id"]
-    client.post(f"{url(session_id)}/events", json={"type": "info"}, headers=auth_headers)
-    assert client.delete(url(session_id), headers=auth_headers).status_code == 204
-    assert_error(client.get(url(session_id), headers=auth_headers), 404)
-    assert_error(client.get(f"{url(session_id)}/events", headers=auth_headers), 404)
-    assert_error(client.post(f"{url(session_id)}/events", json={"type": "info"},
+    client.post(f"{session_url(session_id)}/events", json={"type": "info"}, headers=auth_headers)
+    assert client.delete(session_url(session_id), headers=auth_headers).status_code == 204
+    assert_error(client.get(session_url(session_id), headers=auth_headers), 404)
+    assert_error(client.get(f"{session_url(session_id)}/events", headers=auth_headers), 404)
+    assert_error(client.post(f"{session_url(session_id)}/events", json={"type": "info"},
                              headers=auth_headers), 404)
-    assert_error(client.patch(url(session_id), json={}, headers=auth_headers), 404)
-    assert_error(client.delete(url(session_id), headers=auth_headers), 404)
+    assert_error(client.patch(session_url(session_id), json={}, headers=auth_headers), 404)
+    assert_error(client.delete(session_url(session_id), headers=auth_headers), 404)
     page = listing()
     assert [item["id"] for item in page["data"]] == [kept]
     assert page["pagination"]["total"] == 1
 
 
 def test_delete_unknown_session_is_404(client, auth_headers):
-    assert_error(client.delete(url("sess_" + "Q" * 24), headers=auth_headers), 404)
+    assert_error(client.delete(session_url("sess_" + "Q" * 24), headers=auth_headers), 404)
 
 
 def test_delete_with_stale_if_match_is_412_and_keeps_the_session(
@@ -988,7 +953,7 @@ def test_delete_with_stale_if_match_is_412_and_keeps_the_session(
     session_id = create_session()["id"]
     stale = get(session_id).headers["ETag"]
     patch(session_id, {"plan": {}})
-    response = client.delete(url(session_id), headers={**auth_headers, "If-Match": stale})
+    response = client.delete(session_url(session_id), headers={**auth_headers, "If-Match": stale})
     assert_error(response, 412)
     assert get(session_id).status_code == 200
 
@@ -996,7 +961,7 @@ def test_delete_with_stale_if_match_is_412_and_keeps_the_session(
 def test_delete_with_current_if_match_is_204(client, auth_headers, create_session, get):
     session_id = create_session()["id"]
     etag = get(session_id).headers["ETag"]
-    response = client.delete(url(session_id), headers={**auth_headers, "If-Match": etag})
+    response = client.delete(session_url(session_id), headers={**auth_headers, "If-Match": etag})
     assert response.status_code == 204
     assert_error(get(session_id), 404)
 
@@ -1004,7 +969,7 @@ def test_delete_with_current_if_match_is_204(client, auth_headers, create_sessio
 def test_delete_other_users_session_is_404_and_keeps_it(client, create_session, get,
                                                         other_headers):
     session_id = create_session()["id"]
-    assert_error(client.delete(url(session_id), headers=other_headers), 404)
+    assert_error(client.delete(session_url(session_id), headers=other_headers), 404)
     assert get(session_id).status_code == 200
 
 
@@ -1027,7 +992,8 @@ def expired_and_live(clock, create_session):
 def test_expired_session_is_404(client, auth_headers, expired_and_live, method, suffix, body):
     expired, _ = expired_and_live
     kwargs = {} if body is None else {"json": body}
-    response = getattr(client, method)(url(expired) + suffix, headers=auth_headers, **kwargs)
+    response = getattr(client, method)(session_url(expired) + suffix, headers=auth_headers,
+                                       **kwargs)
     assert_error(response, 404)
 
 
@@ -1050,17 +1016,16 @@ def test_session_answers_until_just_before_expiry(clock, create_session, get):
     assert get(session_id).status_code == 200
 
 
-def test_expiry_applies_with_a_custom_ttl(tmp_path, clock, make_key):
-    app = create_app({"DATABASE_URL": str(tmp_path / "ttl.db"), "TESTING": True,
-                      "PURGE_SCHEDULE": "off",
+def test_expiry_applies_with_a_custom_ttl(database_url, clock):
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True, "PURGE_SCHEDULE": "off",
                       "SESSION_TTL": 60})
-    headers = make_key()
+    headers = bearer(issue_key(app))
     client = app.test_client()
     session_id = client.post(SESSIONS, json={}, headers=headers).json["id"]
     clock.advance(59)
-    assert client.get(url(session_id), headers=headers).status_code == 200
+    assert client.get(session_url(session_id), headers=headers).status_code == 200
     clock.advance(2)
-    assert_error(client.get(url(session_id), headers=headers), 404)
+    assert_error(client.get(session_url(session_id), headers=headers), 404)
 
 
 # --- body errors ---------------------------------------------------------------------------
@@ -1117,7 +1082,8 @@ def test_create_body_errors(client, auth_headers, listing, data, code, path):
 def test_patch_body_errors(client, auth_headers, create_session, get, data, code, path):
     session_id = create_session()["id"]
     before = get(session_id)
-    response = client.patch(url(session_id), data=data, headers={**auth_headers, **JSON_HEADERS})
+    response = client.patch(session_url(session_id), data=data,
+                            headers={**auth_headers, **JSON_HEADERS})
     assert_error(response, 400, code, path)
     assert get(session_id).json == before.json
 
@@ -1157,7 +1123,7 @@ def test_non_json_body_is_415(client, auth_headers, listing, content_type):
 
 
 def test_non_json_patch_body_is_415(client, auth_headers, create_session):
-    response = client.patch(url(create_session()["id"]), data="status=planning",
+    response = client.patch(session_url(create_session()["id"]), data="status=planning",
                             headers={**auth_headers, "Content-Type": "text/plain"})
     assert_error(response, 415)
 
@@ -1178,7 +1144,7 @@ def test_body_over_max_content_length_is_413(client, auth_headers, listing):
 
 def test_patch_body_over_max_content_length_is_413(client, auth_headers, create_session):
     data = b'{"plan": {"x": "' + b"a" * (1024 * 1024) + b'"}}'
-    response = client.patch(url(create_session()["id"]), data=data,
+    response = client.patch(session_url(create_session()["id"]), data=data,
                             headers={**auth_headers, **JSON_HEADERS})
     assert_error(response, 413)
 
@@ -1192,7 +1158,7 @@ def test_body_just_under_max_content_length_is_accepted(client, auth_headers, ge
 
 @pytest.mark.parametrize("method", ["put", "post"])
 def test_unsupported_method_on_session_url_is_405(client, auth_headers, create_session, method):
-    response = getattr(client, method)(url(create_session()["id"]), json={},
+    response = getattr(client, method)(session_url(create_session()["id"]), json={},
                                        headers=auth_headers)
     assert_error(response, 405)
     allowed = {m.strip() for m in response.headers["Allow"].split(",")}

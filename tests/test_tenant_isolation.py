@@ -14,9 +14,8 @@ A's sessions and counts none, and A's `nextCursor` used by B shows none of A's s
 """
 import secrets
 
-from gensessions.models.session import STATUSES, is_id, new_id
-
-from conftest import SESSIONS
+from gensessions.models.session import is_id, new_id
+from helpers import SESSIONS, STATUSES
 
 SESSION = SESSIONS + "/<session_id>"
 EVENTS = SESSION + "/events"

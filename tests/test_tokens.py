@@ -27,14 +27,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from gensessions import create_app
 from gensessions.ratelimit import credential_key
-from gensessions.db import close_database
-from gensessions.models import ApiKey, db
+from helpers import ACCESS, SESSIONS, assert_error, bearer, issue_key
 
-from conftest import SESSIONS, assert_error
-
-ACCESS = "gensessions.access"
 USER = "user_2tokenUser"
 OTHER_USER = "user_2otherUser"
 ISSUER = "https://clerk.example.com"
@@ -74,10 +69,6 @@ def sign_raw(private_key, header, claims):
     signing_input = f"{segment(header)}.{segment(claims)}"
     signature = private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
     return f"{signing_input}.{b64url(signature)}"
-
-
-def bearer(token):
-    return {"Authorization": f"Bearer {token}"}
 
 
 def public_pem(private_key):
@@ -128,7 +119,7 @@ def assert_refused(response, *secrets):
     return body
 
 
-def session_ids(client, headers):
+def seen_ids(client, headers):
     response = client.get(f"{SESSIONS}?limit=100", headers=headers)
     assert response.status_code == 200, response.json
     return {item["id"] for item in response.json["data"]}
@@ -145,21 +136,6 @@ def private_key():
 def other_key():
     """A second key pair: the provider's next key in a JWKS, or a forger's key."""
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture
-def make_app(tmp_path):
-    """Build an app on tmp_path/test.db with extra settings; close the database after."""
-    made = []
-
-    def make(**settings):
-        app = create_app({"DATABASE_URL": str(tmp_path / "test.db"), "TESTING": True,
-                          "PURGE_SCHEDULE": "off", "RATE_LIMIT": "off", **settings})
-        made.append(app)
-        return app
-    yield make
-    for app in made:  # (create_app refuses a bad key file before it opens the database)
-        close_database(app)
 
 
 @pytest.fixture
@@ -215,16 +191,14 @@ def test_a_tokens_list_shows_only_its_users_sessions(client, private_key, make_k
     assert client.post(SESSIONS, json={}, headers=make_key(user_id="user_3keyed")) \
         .status_code == 201
     assert len(own) == 2
-    assert session_ids(client, headers) == own
+    assert seen_ids(client, headers) == own
 
 
 def test_a_token_and_an_api_key_of_the_same_user_see_the_same_sessions(app, client, headers):
-    with app.app_context(), db.connection_context():
-        _, key = ApiKey.issue(USER, 0, organization_id="org_1")
-    key_headers = bearer(key)
+    key_headers = bearer(issue_key(app, USER, organization_id="org_1"))
     by_key = client.post(SESSIONS, json={}, headers=key_headers).json["id"]
     by_token = client.post(SESSIONS, json={}, headers=headers).json["id"]
-    assert session_ids(client, headers) == session_ids(client, key_headers) == {by_key, by_token}
+    assert seen_ids(client, headers) == seen_ids(client, key_headers) == {by_key, by_token}
     assert client.get(f"{SESSIONS}/{by_key}", headers=headers).status_code == 200
     assert client.get(f"{SESSIONS}/{by_token}", headers=key_headers).status_code == 200
 
@@ -336,7 +310,7 @@ def test_a_bad_token_is_refused_with_401(client, private_key, other_key, build, 
     if reason is not None:
         assert reason in body["error"]
     # Nothing was created on its behalf.
-    assert session_ids(client, bearer(make_token(private_key))) == set()
+    assert seen_ids(client, bearer(make_token(private_key))) == set()
 
 
 def test_raw_signing_helper_makes_tokens_the_app_accepts(client, private_key):

@@ -3,29 +3,19 @@
 document and the docs page need no database and keep answering."""
 import os
 import shutil
-import socket
 
 import pytest
 
-from gensessions import create_app
 from gensessions.db import close_database
-from gensessions.models import ApiKey, db
-
-from conftest import SESSIONS, assert_error
+from helpers import SESSIONS, assert_error, bearer, free_port, issue_key, new_app
 
 KEY_SHAPED = "gsk_0123456789ab_" + "A" * 43
 
 
-def closed_port():
-    """A local port nothing listens on (bound, then released, so a connect is refused)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def settings(database_url, **more):
-    return {"DATABASE_URL": database_url, "TESTING": True, "PURGE_SCHEDULE": "off",
-            "RATE_LIMIT": "off", **more}
+def closed_postgres():
+    """A PostgreSQL URL on a local port nothing listens on (free_port: bound, then released,
+    so a connect is refused)."""
+    return f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
 
 
 def assert_unavailable(response):
@@ -37,7 +27,7 @@ def assert_unavailable(response):
 @pytest.fixture
 def postgres_down():
     """An app whose PostgreSQL refuses connections (nothing listens on the port)."""
-    app = create_app(settings(f"postgresql://postgres@127.0.0.1:{closed_port()}/nothing"))
+    app = new_app(closed_postgres())
     yield app.test_client()
     close_database(app)
 
@@ -45,7 +35,7 @@ def postgres_down():
 @pytest.fixture
 def sqlite_missing_folder(tmp_path):
     """An app whose SQLite file is in a folder that does not exist, so it cannot be opened."""
-    app = create_app(settings(str(tmp_path / "no-such-folder" / "gensessions.db")))
+    app = new_app(str(tmp_path / "no-such-folder" / "gensessions.db"))
     yield app.test_client()
     close_database(app)
 
@@ -55,18 +45,15 @@ def sqlite_app(tmp_path):
     """A working app on a SQLite file in its own folder, and a key of its user."""
     folder = tmp_path / "data"
     folder.mkdir()
-    app = create_app(settings(str(folder / "gensessions.db")))
-    with app.app_context(), db.connection_context():
-        _, key = ApiKey.issue("user_1", 0)
-    yield app.test_client(), folder, {"Authorization": f"Bearer {key}"}
+    app = new_app(str(folder / "gensessions.db"))
+    yield app.test_client(), folder, bearer(issue_key(app))
     close_database(app)
 
 
 # --- PostgreSQL down from the start --------------------------------------------------------
 
 def test_postgres_down_does_not_stop_the_app_from_starting():
-    close_database(create_app(settings(
-        f"postgresql://postgres@127.0.0.1:{closed_port()}/nothing")))
+    close_database(new_app(closed_postgres()))
 
 
 def test_postgres_down_healthz_is_503_with_retry_after(postgres_down):
@@ -110,8 +97,7 @@ def test_postgres_down_docs_without_slash_still_redirects_to_the_docs_page(postg
 
 
 def test_postgres_down_with_rate_limit_on_is_still_503(tmp_path):
-    app = create_app(settings(f"postgresql://postgres@127.0.0.1:{closed_port()}/nothing",
-                              RATE_LIMIT="3/minute"))
+    app = new_app(closed_postgres(), RATE_LIMIT="3/minute")
     try:
         client = app.test_client()
         answers = [client.get(SESSIONS, headers={"Authorization": KEY_SHAPED}) for _ in range(5)]
@@ -124,7 +110,7 @@ def test_postgres_down_with_rate_limit_on_is_still_503(tmp_path):
 # --- SQLite that cannot be opened --------------------------------------------------------
 
 def test_sqlite_in_a_missing_folder_does_not_stop_the_app_from_starting(tmp_path):
-    close_database(create_app(settings(str(tmp_path / "no-such-folder" / "gensessions.db"))))
+    close_database(new_app(str(tmp_path / "no-such-folder" / "gensessions.db")))
 
 
 def test_sqlite_in_a_missing_folder_healthz_is_503(sqlite_missing_folder):
@@ -143,7 +129,7 @@ def test_sqlite_in_a_missing_folder_openapi_document_is_200(sqlite_missing_folde
 def test_sqlite_folder_created_later_is_served(tmp_path):
     """The database coming back after the start: tables are created then, and requests pass."""
     path = tmp_path / "later" / "gensessions.db"
-    app = create_app(settings(str(path)))
+    app = new_app(str(path))
     try:
         client = app.test_client()
         assert_unavailable(client.get("/healthz"))
@@ -158,7 +144,8 @@ def test_sqlite_folder_created_later_is_served(tmp_path):
 def test_sqlite_folder_removed_mid_run_answers_503(sqlite_app):
     client, folder, headers = sqlite_app
     assert client.get(SESSIONS, headers=headers).status_code == 200
-    close_database(client.application)  # the next request opens a new connection, as a new worker thread would
+    # The next request opens a new connection, as a new worker thread would.
+    close_database(client.application)
     shutil.rmtree(folder)
     assert_unavailable(client.get(SESSIONS, headers=headers))
 
@@ -174,7 +161,8 @@ def test_sqlite_folder_removed_mid_run_healthz_is_503(sqlite_app):
 def test_sqlite_file_overwritten_mid_run_answers_503_not_500(sqlite_app):
     client, folder, headers = sqlite_app
     assert client.post(SESSIONS, json={}, headers=headers).status_code == 201
-    close_database(client.application)  # checkpoints the WAL into the file, which is then overwritten
+    # Closing checkpoints the WAL into the file, which is then overwritten.
+    close_database(client.application)
     path = folder / "gensessions.db"
     size = path.stat().st_size
     with open(path, "r+b") as database:

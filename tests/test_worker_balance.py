@@ -14,7 +14,8 @@ import socket
 import subprocess
 import sys
 
-from servers import ROOT, UNSET, start_gunicorn, wait_until
+from helpers import ROOT, wait_until
+from servers import UNSET, start_gunicorn
 
 CONNECTIONS = 16
 

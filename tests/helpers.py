@@ -1,0 +1,215 @@
+"""What the test modules share: the contract's constants, requests, credentials, the CLI,
+assertions, polling. Fixtures and hooks are in conftest.py; a real server is in servers.py,
+the test databases in databases.py.
+
+    from helpers import SESSIONS, assert_error, bearer
+"""
+import os
+import pathlib
+import re
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from gensessions import create_app
+from gensessions.db import connected
+from gensessions.models import ApiKey, Session
+from gensessions.testing import bearer, free_port
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# --- the contract ---------------------------------------------------------------------------
+
+SESSIONS = "/v1/products/generation/sessions"
+STATUSES = ("intake", "planning", "generating", "assembling", "completed", "failed",
+            "cancelled")
+NON_TERMINAL = ("intake", "planning", "generating", "assembling")
+TERMINAL = ("completed", "failed", "cancelled")
+# An API key as the service prints it: gsk_<12 hex: public id>_<secret>.
+KEY_PATTERN = re.compile(r"^gsk_[0-9a-f]{12}_[A-Za-z0-9_-]{40,}$")
+# A timestamp as the contract writes it (RFC 3339, milliseconds, UTC): TIMESTAMP_TEXT to
+# build other patterns with, TIMESTAMP to match a whole value.
+TIMESTAMP_TEXT = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+TIMESTAMP = re.compile(rf"^{TIMESTAMP_TEXT}$")
+JSON_HEADERS = {"Content-Type": "application/json"}
+# The logger of the access lines, and the line a finished purge run logs.
+ACCESS = "gensessions.access"
+RUN_LINE = re.compile(r"purge run pid=(\d+) purged=(\d+) duration_ms=(\d+) "
+                      r"started_at=(\d+) finished_at=(\d+)")
+
+# --- time -----------------------------------------------------------------------------------
+
+DAY = 24 * 3600
+# Where the `clock` fixture freezes time: 2026-11-23T09:15:30.123Z, in epoch milliseconds.
+NOW = 1_795_425_330_123
+# Seconds a test waits for one HTTP answer from a real server.
+TIMEOUT = 30
+# Under CI nothing is skipped for want of a service (PostgreSQL, Redis, Chromium).
+CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+def iso(ms):
+    """Epoch milliseconds as the contract's timestamp text."""
+    moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=ms)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+class Clock:
+    """A controllable "now" for the whole app (app.clock.now_ms is the one source)."""
+
+    def __init__(self, start_ms):
+        self.ms = start_ms
+
+    def now_ms(self):
+        return self.ms
+
+    def advance(self, seconds):
+        self.ms += int(seconds * 1000)
+
+
+def poll(condition, seconds, interval=0.02):
+    """Return the first true value of `condition` within `seconds`, else the last false one."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def wait_until(condition, seconds, what):
+    """Poll `condition` until it returns a true value, or fail after `seconds`."""
+    value = poll(condition, seconds)
+    if not value:
+        pytest.fail(f"timed out after {seconds}s waiting for {what}")
+    return value
+
+
+# --- apps and credentials -------------------------------------------------------------------
+
+# The settings of a test app: rate limits and the in-server purge off.
+QUIET = {"TESTING": True, "PURGE_SCHEDULE": "off", "RATE_LIMIT": "off"}
+
+
+def new_app(database_url, **settings):
+    """create_app on `database_url` with QUIET, then `settings`."""
+    return create_app({"DATABASE_URL": database_url, **QUIET, **settings})
+
+
+def issue_key(app, user_id="user_1", organization_id=None, scope="write"):
+    """A new API key of `user_id` in `app`'s database, through the key model."""
+    with connected(app):
+        _, key = ApiKey.issue(user_id, 0, organization_id=organization_id, scope=scope)
+    return key
+
+
+def raw_key(headers):
+    """The key an Authorization header sends."""
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+def public_id(key):
+    return key.removeprefix("gsk_").partition("_")[0]
+
+
+def secret_of(key):
+    """Everything after the key's second underscore (a secret may itself hold '_')."""
+    return key.removeprefix("gsk_").partition("_")[2]
+
+
+# --- requests -------------------------------------------------------------------------------
+
+def session_url(session_id):
+    return f"{SESSIONS}/{session_id}"
+
+
+def events_url(session_id):
+    return f"{SESSIONS}/{session_id}/events"
+
+
+def nest(depth, leaf="bottom"):
+    """`depth` objects, each inside the one before."""
+    value = leaf
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+def assert_error(response, status, code=None, path=None):
+    """Assert the contract's error shape; with `code`, a 4xx details item with that code/path."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    assert response.content_type.startswith("application/json")
+    body = response.json
+    assert isinstance(body.get("error"), str) and body["error"]
+    assert "X-Request-Id" in response.headers
+    if code is not None:
+        matches = [d for d in body["details"]
+                   if d["code"] == code and (path is None or d["path"] == path)]
+        assert matches, body
+        for item in body["details"]:
+            assert set(item) <= {"code", "message", "path", "suggestion"}
+            assert isinstance(item["message"], str) and isinstance(item["path"], str)
+        return matches[0]
+    return body
+
+
+def all_events(http, base_url, session_id, headers=None, timeout=TIMEOUT):
+    """Every event of a session on a real server, page after page (`http`: a requests
+    Session, or the requests module)."""
+    events, after = [], 0
+    while True:
+        response = http.get(f"{base_url}{events_url(session_id)}?limit=1000&after={after}",
+                            headers=headers, timeout=timeout)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        events += page["data"]
+        if not page["pagination"]["hasMore"]:
+            return events
+        after = page["data"][-1]["sequence"]
+
+
+# --- the database, through the models -------------------------------------------------------
+
+def start(now, ttl, events=0, user_id="user_1"):
+    """A session of `user_id` started at `now` for `ttl` seconds, with `events` events;
+    its id. (Inside an app's context, e.g. the `conn` fixture.)"""
+    session = Session.start(user_id, "org_1", now, ttl)
+    for n in range(events):
+        Session.append_event(session.id, user_id, now, type="info", message=str(n))
+    return session.id
+
+
+def session_ids():
+    """The ids of every stored session. (Inside an app's context.)"""
+    return {row.id for row in Session.select()}
+
+
+# --- the command line (app.test_cli_runner()) -----------------------------------------------
+
+def invoke(runner, args):
+    """Invoke a command as `flask` does: inside the app's context (FlaskGroup pushes one)."""
+    with runner.app.app_context():
+        return runner.invoke(args=args)
+
+
+def invoke_ok(runner, *args):
+    """Invoke a command that must succeed; its result."""
+    result = invoke(runner, list(args))
+    assert result.exit_code == 0, (result.exit_code, result.output, result.exception)
+    return result
+
+
+def create_key(runner, *options):
+    """Run create-key; return the key, checking stdout holds it and nothing else."""
+    result = invoke_ok(runner, "create-key", *options)
+    assert result.stdout.endswith("\n") and result.stdout.count("\n") == 1, result.stdout
+    return result.stdout.strip()
+
+
+__all__ = ["ACCESS", "CI", "DAY", "JSON_HEADERS", "KEY_PATTERN", "NON_TERMINAL", "NOW", "QUIET",
+           "ROOT", "RUN_LINE", "SESSIONS", "STATUSES", "TERMINAL", "TIMEOUT", "TIMESTAMP",
+           "TIMESTAMP_TEXT", "Clock", "all_events", "assert_error", "bearer", "create_key",
+           "events_url", "free_port", "invoke", "invoke_ok", "iso", "issue_key", "nest",
+           "new_app", "poll", "public_id", "raw_key", "secret_of", "session_ids",
+           "session_url", "start", "wait_until"]
