@@ -334,10 +334,6 @@ def test_get_unknown_or_malformed_id_is_404(client, auth_headers, create_session
     assert_error(client.get(session_url(session_id), headers=auth_headers), 404)
 
 
-def test_get_other_users_session_is_404(create_session, get, other_headers):
-    assert_error(get(create_session()["id"], headers=other_headers), 404)
-
-
 # --- list ----------------------------------------------------------------------------------
 
 def test_list_is_newest_first(clock, create_session, listing):
@@ -758,13 +754,6 @@ def test_patch_unknown_session_is_404(patch):
     assert_error(patch("sess_" + "Z" * 24, {"plan": {}}), 404)
 
 
-def test_patch_other_users_session_is_404_and_changes_nothing(create_session, patch, get,
-                                                              other_headers):
-    session_id = create_session()["id"]
-    assert_error(patch(session_id, {"status": "failed"}, headers=other_headers), 404)
-    assert get(session_id).json["status"] == "intake"
-
-
 # --- status lifecycle ----------------------------------------------------------------------
 
 def test_forward_lifecycle(create_session, set_status, get):
@@ -964,13 +953,6 @@ def test_delete_with_current_if_match_is_204(client, auth_headers, create_sessio
     response = client.delete(session_url(session_id), headers={**auth_headers, "If-Match": etag})
     assert response.status_code == 204
     assert_error(get(session_id), 404)
-
-
-def test_delete_other_users_session_is_404_and_keeps_it(client, create_session, get,
-                                                        other_headers):
-    session_id = create_session()["id"]
-    assert_error(client.delete(session_url(session_id), headers=other_headers), 404)
-    assert get(session_id).status_code == 200
 
 
 # --- expiry --------------------------------------------------------------------------------
