@@ -76,6 +76,9 @@ class Session(BaseModel):
     # The last event's sequence and time, so an append needs no scan of the log.
     last_sequence = IntegerField(default=0)
     last_event_at = BigIntegerField(default=0)
+    # Not a column: the session's events, oldest first, when read with them
+    # (get_live_with_events), for the answer that shows them.
+    event_log = None
 
     class Meta:
         # Measured at 1,000,000 sessions of one user (docs/benchmarks.md): the list's
@@ -240,8 +243,8 @@ class Session(BaseModel):
             if after is None:
                 raise UnknownEvent()
         if not after and limit is None:
-            return EVENTS_OF.light(self.id)
-        return EVENTS_AFTER.light(self.id, after or 0, MAX_EVENTS if limit is None else limit)
+            return EVENTS_OF(self.id)
+        return EVENTS_AFTER(self.id, after or 0, MAX_EVENTS if limit is None else limit)
 
     @classmethod
     def purge_expired(cls, now, batch_size=500, dry_run=False, on_batch=None):

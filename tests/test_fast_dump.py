@@ -42,18 +42,18 @@ def reachable_schemas(schema, found=None):
 def general_dump(schema):
     """For the block, `schema` and the schemas nested in it dump marshmallow's general way
     (`Schema.dump` of the schema alone would still dump its nested schemas the fast way)."""
-    saved = [(each, each.__dict__.get("_dump_steps")) for each in reachable_schemas(schema)
+    saved = [(each, each.__dict__.get("_dumpers")) for each in reachable_schemas(schema)
              if isinstance(each, FastDump)]
     for each, _ in saved:
-        each._dump_steps = False  # what FastDump.dump takes as "use marshmallow's dump"
+        each._dumpers = False  # what FastDump.dump takes as "use marshmallow's dump"
     try:
         yield
     finally:
         for each, steps in saved:
             if steps is None:
-                del each._dump_steps
+                del each._dumpers
             else:
-                each._dump_steps = steps
+                each._dumpers = steps
 
 
 def reference_dump(schema, obj, many=None):
