@@ -1,57 +1,42 @@
-"""A gunicorn of the service for the benchmarks: started with its own settings, stopped after."""
+"""A server for the benchmarks: gensessions.testing's LiveServer (the tests' launcher too),
+started with its own settings, stopped after."""
 import os
 import pathlib
-import signal
-import socket
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 
-import requests
+from gensessions.testing import LiveServer, ServerError, free_port
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+__all__ = ["ROOT", "flask", "free_port", "gunicorn"]
 
 
 @contextmanager
-def gunicorn(workdir, app="wsgi:app", **settings):
-    """Serve `app` (the service by default) with gunicorn.conf.py; yield (base URL, environment).
+def gunicorn(workdir, app=None, **settings):
+    """Serve `app` ("module:name" from the repository, e.g. "bench.hello:app"; the service,
+    through `gensessions serve`, by default) with the service's gunicorn settings; yield
+    (base URL, environment), the environment with GUNICORN_PID, the gunicorn master's pid.
 
     `settings` are environment variables for the server (DATABASE_URL defaults to
-    a SQLite file in `workdir`); the purge schedule and rate limit are off
-    unless given, so that they do not disturb the measurement.
+    `workdir`/bench.db); the purge schedule and rate limit are off unless given, so that
+    they do not disturb the measurement. WEB_CONCURRENCY and THREADS of the caller's shell
+    still choose the worker and thread counts (2 and 8 by default).
     """
-    port = free_port()
-    env = dict(os.environ, DATABASE_URL=str(workdir / "bench.db"), INSTANCE_PATH=str(workdir),
-               PURGE_SCHEDULE="off", RATE_LIMIT="off", BIND=f"127.0.0.1:{port}")
-    env.update({name: str(value) for name, value in settings.items()})
-    log_path = workdir / "gunicorn.log"
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(
-            [str(pathlib.Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
-             app], cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if requests.get(base + "/healthz", timeout=1).ok:
-                        break
-                except (requests.ConnectionError, requests.Timeout):
-                    pass  # not listening yet, or a worker still migrating a fresh file
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"gunicorn did not start; see {log_path}")
-                time.sleep(0.1)
-            yield base, env | {"GUNICORN_PID": str(server.pid)}
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(30)
+    settings.setdefault("DATABASE_URL", str(workdir / "bench.db"))
+    threads = os.environ.get("THREADS")
+    server = LiveServer(workdir, workers=int(os.environ.get("WEB_CONCURRENCY", "2")),
+                        threads=int(threads) if threads else None, wsgi_app=app, cwd=ROOT,
+                        **settings)
+    try:
+        server.start()
+    except ServerError as error:
+        raise SystemExit(f"gunicorn did not start ({error}); see {server.log_path}") from None
+    try:
+        yield server.url, {**server.env, "GUNICORN_PID": str(server.process.pid)}
+    finally:
+        server.stop(30)
 
 
 def flask(env, *args):

@@ -29,14 +29,10 @@ are served back as JSON, and the server log holds no traceback.
 """
 import http.client
 import json
-import os
 import pathlib
 import re
 import select
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,7 +40,9 @@ from typing import Callable
 
 import pytest
 
-from helpers import KEY_PATTERN, ROOT, SESSIONS, free_port
+from helpers import SESSIONS
+from servers import GunicornServer
+
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 ITEM_TIMEOUT = 10
 MIB = 1024 * 1024
@@ -55,6 +53,8 @@ WORKERS, THREADS = 2, 4
 
 @dataclass
 class Server:
+    """What the tests need of the server: its port (raw sockets), a key, its log."""
+
     port: int
     key: str
     log_path: pathlib.Path
@@ -64,56 +64,19 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def wait_healthy(port, process, log_path, seconds=20):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}:\n"
-                        + log_path.read_text(errors="replace")[-3000:])
-        try:
-            if exchange(port, build("GET", "/healthz", auth=None), timeout=1).status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"gunicorn did not answer /healthz within {seconds} s")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("hostile")
-    env = {name: value for name, value in os.environ.items()
-           if name not in ("GUNICORN_CMD_ARGS", "BIND", "WEB_CONCURRENCY", "THREADS")}
-    env.update(DATABASE_URL=str(folder / "server.db"), INSTANCE_PATH=str(folder),
-               RATE_LIMIT="off", PURGE_SCHEDULE="off", THREADS=str(THREADS))
-    created = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "create-key",
-                              "--user-id", "hostile"], cwd=ROOT, env=env, capture_output=True,
-                             text=True, timeout=30)
-    assert created.returncode == 0, created.stderr
-    key = created.stdout.strip()
-    assert KEY_PATTERN.fullmatch(key), key
-    port = free_port()
-    log_path = folder / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-             "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS), "wsgi:app"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    live = GunicornServer(tmp_path_factory.mktemp("hostile"), workers=WORKERS, threads=THREADS)
+    key = live.create_key("hostile")
     try:
-        wait_healthy(port, process, log_path)
-        running = Server(port, key, log_path)
-        reply = exchange(port, build("POST", SESSIONS, b"{}", key=key))
+        live.start()
+        running = Server(int(live.url.rsplit(":", 1)[1]), key, live.log_path)
+        reply = exchange(running.port, build("POST", SESSIONS, b"{}", key=key))
         assert reply.status == 201, reply
         running.session_id = reply.json()["id"]
         yield running
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=25)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        live.stop()
 
 
 # --- raw HTTP/1.1 ---------------------------------------------------------------------------

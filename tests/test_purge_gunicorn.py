@@ -10,7 +10,7 @@ from contextlib import closing
 import pytest
 import requests
 
-from helpers import RUN_LINE, SESSIONS, TIMEOUT, poll
+from helpers import RUN_LINE, SESSIONS, TIMEOUT, bearer, poll
 from servers import GunicornServer
 
 EVERY_SECOND = "* * * * * *"
@@ -63,8 +63,9 @@ class PurgeServer(GunicornServer):
         rows = self.query("SELECT runs FROM purge_state")
         return rows[0][0] if rows else None
 
-    def headers(self):
-        return {"Authorization": f"Bearer {self.create_key('purger')}"}
+    def new_headers(self):
+        """The Authorization header of a new key (LiveServer's `headers` is its own key's)."""
+        return bearer(self.create_key("purger"))
 
     def seed(self, http, headers, sessions, events):
         """Create sessions, each with events at once (they live one second); return ids."""
@@ -108,7 +109,7 @@ def scheduled(launch):
 @pytest.fixture(scope="module")
 def fired(scheduled):
     """Seed 30 one-second sessions with 3 events each; poll until the tables are empty."""
-    headers = scheduled.headers()
+    headers = scheduled.new_headers()
     with requests.Session() as http:
         scheduled.seed(http, headers, SEEDED, EVENTS_EACH)
     emptied = poll(lambda: scheduled.counts() == (0, 0), 8, interval=0.05)
@@ -227,7 +228,7 @@ def long_purge(launch):
     Returns (the runs, once settled; every (status, purge running?) seen while watching).
     """
     server = launch(EVERY_SECOND, 3, PURGE_BATCH_SIZE="1", PURGE_BATCH_PAUSE_MS="400")
-    headers = server.headers()
+    headers = server.new_headers()
     seen = []
     with requests.Session() as http:
         server.seed(http, headers, 6, 1)
@@ -265,7 +266,7 @@ def unscheduled(launch):
     """Two workers with the purge off; one-second sessions seeded, then 3 s of slots pass."""
     server = launch("off", 2)
     with requests.Session() as http:
-        server.seed(http, server.headers(), 5, 2)
+        server.seed(http, server.new_headers(), 5, 2)
     time.sleep(3)
     return server
 
@@ -306,7 +307,7 @@ def stopped_mid_purge(launch):
     """
     server = launch(EVERY_SECOND, 2, PURGE_BATCH_SIZE="1", PURGE_BATCH_PAUSE_MS="400")
     with requests.Session() as http:
-        server.seed(http, server.headers(), 20, 0)
+        server.seed(http, server.new_headers(), 20, 0)
 
         def running():
             # Running, and past its first batch: the sessions live one second, so a run
