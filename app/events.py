@@ -9,31 +9,43 @@ from .auth import require_scope
 from . import clock
 from .http import use_body, use_query
 from .idempotency import idempotent
-from .openapi import answers, example
+from .openapi import answers
 
 bp = Blueprint("events", __name__, url_prefix="/products/generation/sessions/<session_id>/events")
 
 
+def events_page(session_id, user_id, now, limit, after=None):
+    """The session's events after `after`, oldest first, as event_page_schema dumps them."""
+    events = Session.get_live(session_id, user_id, now).events_after(after, limit + 1)
+    page = events[:limit]
+    return {"data": page, "pagination": {
+        "limit": limit, "has_more": len(events) > limit,
+        "next_cursor": page[-1].id if page else None}}
+
+
 @bp.post("")
-@answers(201, event_schema, "Event appended", example=examples.EVENT)
-@example(examples.APPEND_EVENT)
 @require_scope("write")
 @idempotent
-@use_body(event_create_schema)
+@answers(201, event_schema, description="Event appended", example=examples.EVENT)
+@use_body(event_create_schema, example=examples.APPEND_EVENT)
 def append_event(session_id, body):
-    """Append an event to a session."""
-    event = Session.append_event(session_id, g.principal.user_id, clock.now_ms(), **body)
-    return event_schema.dump(event), 201
+    """Append an event to a session.
+
+    Events are numbered 1, 2, 3, ... per session (`sequence`), with no gap or repeat however
+    many clients append at once. `stage` defaults to the session's status. Appending to a
+    completed, failed or cancelled session is allowed.
+    """
+    return Session.append_event(session_id, g.principal.user_id, clock.now_ms(), **body)
 
 
 @bp.get("")
-@answers(200, event_page_schema, "Events, oldest first", example=examples.EVENT_PAGE)
+@answers(200, event_page_schema, description="Events, oldest first",
+         example=examples.EVENT_PAGE)
 @use_query(event_list_query)
 def list_events(session_id, query):
-    """List a session's events, oldest first, after an event id or sequence number."""
-    limit = query["limit"]
-    session = Session.get_live(session_id, g.principal.user_id, clock.now_ms())
-    events = session.events_after(query.get("after"), limit + 1)
-    return event_page_schema.dump({"data": events[:limit], "pagination": {
-        "limit": limit, "has_more": len(events) > limit,
-        "next_cursor": events[:limit][-1].id if events else None}})
+    """List a session's events, oldest first, after an event id or sequence number.
+
+    To poll, pass each answer's `nextCursor` as the next `after`: no event is missed or read
+    twice.
+    """
+    return events_page(session_id, g.principal.user_id, clock.now_ms(), **query)

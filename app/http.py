@@ -16,6 +16,10 @@ LONG_DIGITS = re.compile(rb"[0-9]{19}")
 INT_RANGE = (-(2 ** 63), 2 ** 64 - 1)
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+# RFC 9110's If-Match: `*`, or a list of entity tags (`"..."`, weak `W/"..."`), whose
+# empty elements (`"a",,"b"`) a recipient accepts. Anything else names no current ETag.
+ENTITY_TAG = r'(?:W/)?"[!#-~\u0080-\u00ff]*"'
+IF_MATCH = re.compile(rf"\*|(?:,[ \t]*)*{ENTITY_TAG}(?:[ \t]*,(?:[ \t]*{ENTITY_TAG})?)*")
 # RFC 8259's whitespace; bytes.strip() would also take \x0b and \x0c, which are not JSON.
 JSON_WHITESPACE = b" \t\n\r"
 
@@ -126,13 +130,19 @@ def openapi_info(view):
     return view.__dict__.setdefault("openapi", {})
 
 
-def use_body(schema):
-    """Decorator: load the JSON body with `schema` and pass it to the view as `body`."""
+def use_body(schema, *, example=None):
+    """Decorator: load the JSON body with `schema` and pass it to the view as `body`.
+
+    `example` is an example request body for the document.
+    """
     def decorator(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
             return view(*args, body=schema.load(read_json_body()), **kwargs)
-        openapi_info(wrapper)["body"] = schema
+        info = openapi_info(wrapper)
+        info["body"] = schema
+        if example is not None:
+            info["example"] = example
         return wrapper
     return decorator
 
@@ -149,10 +159,50 @@ def use_query(schema):
 
 
 def if_match():
-    """Return a test of an entity tag against the request's If-Match, or None without one."""
-    if "If-Match" not in request.headers:
+    """Return a test of an entity tag against the request's If-Match, or None without one.
+
+    A value that is not `*` nor a list of entity tags matches nothing (werkzeug would read
+    a bare `abc` as the tag "abc"), as the document says.
+    """
+    value = request.headers.get("If-Match")
+    if value is None:
         return None
+    if IF_MATCH.fullmatch(value.strip(" \t")) is None:
+        return never
     return request.if_match.contains
+
+
+def never(etag):
+    return False
+
+
+def use_if_match(view):
+    """Decorator: pass the view `if_match`, a test of an entity tag against the request's
+    If-Match (None without the header); the document gains If-Match and the 412 answer."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        return view(*args, if_match=if_match(), **kwargs)
+    openapi_info(wrapper)["if_match"] = True
+    return wrapper
+
+
+def blueprint_chain(name):
+    """The names of a blueprint and of the blueprints it is nested in, innermost first
+    (what `request.blueprints` gives): "api.sessions" -> ["api.sessions", "api"]."""
+    if not name:
+        return []
+    parts = name.split(".")
+    return [".".join(parts[:end]) for end in range(len(parts), 0, -1)]
+
+
+def blueprint_setting(app, names, attribute, default=None):
+    """The `attribute` of the innermost blueprint among `names` (innermost first) that sets
+    it, else `default`: a blueprint nested in another inherits the other's setting."""
+    for name in names:
+        value = getattr(app.blueprints.get(name), attribute, None)
+        if value is not None:
+            return value
+    return default
 
 
 def request_id_of(environ):

@@ -9,79 +9,98 @@ from .schemas import (encode_cursor, session_create_schema, session_detail_schem
 
 from .auth import require_scope
 from . import clock
-from .http import if_match, use_body, use_query
+from .http import use_body, use_if_match, use_query
 from .idempotency import idempotent
-from .openapi import answers, example
+from .openapi import answers
 
 bp = Blueprint("sessions", __name__, url_prefix="/products/generation/sessions")
+
+# The answer that makes a session links to every operation on it (app/openapi.py).
+SESSION_LINKS = {"session_id": "$response.body#/id"}
 
 
 def etag_header(session):
     return {"ETag": f'"{session.etag}"'}
 
 
-SESSION_LINKS = {
-    name: {"operationId": operation_id, "parameters": {"session_id": "$response.body#/id"}}
-    for name, operation_id in (("GetSession", "getSession"), ("UpdateSession", "updateSession"),
-                               ("DeleteSession", "deleteSession"),
-                               ("AppendEvent", "appendEvent"), ("ListEvents", "listEvents"))}
+def sessions_page(user_id, now, limit, offset, status=None, cursor=None):
+    """A page of the user's sessions, newest first, as session_page_schema dumps it."""
+    sessions, total, has_more = Session.page(user_id, now, status, limit, offset, cursor)
+    return {"data": sessions, "pagination": {
+        "limit": limit, "offset": offset, "total": total, "has_more": has_more,
+        "next_cursor": encode_cursor(sessions[-1]) if has_more else None}}
 
 
 @bp.post("")
-@answers(201, session_schema, "Session created", ("Location", "ETag"),
-         examples.SESSION, SESSION_LINKS)
-@example(examples.CREATE_SESSION)
 @require_scope("write")
 @idempotent
-@use_body(session_create_schema)
+@answers(201, session_schema, description="Session created", headers=("Location", "ETag"),
+         example=examples.CREATED_SESSION, links=SESSION_LINKS)
+@use_body(session_create_schema, example=examples.CREATE_SESSION)
 def create_session(body):
-    """Create a generation session."""
-    principal = g.principal
-    session = Session.start(principal.user_id, principal.organization_id, clock.now_ms(),
+    """Create a generation session.
+
+    Every field is optional (an empty body creates a default session); fields not given come
+    back null. The session starts in `intake` and expires `SESSION_TTL` seconds from now; its
+    URL is in `Location`, its `ETag` for later `If-Match`.
+    """
+    session = Session.start(g.principal.user_id, g.principal.organization_id, clock.now_ms(),
                             current_app.config["SESSION_TTL"], **body)
-    location = url_for(".get_session", session_id=session.id)
-    return session_schema.dump(session), 201, {"Location": location, **etag_header(session)}
+    return session, {"Location": url_for(".get_session", session_id=session.id),
+                     **etag_header(session)}
 
 
 @bp.get("/<session_id>")
-@answers(200, session_detail_schema, "The session with its events", ("ETag",),
-         examples.SESSION_WITH_EVENTS)
+@answers(200, session_detail_schema, description="The session with its events",
+         headers=("ETag",), example=examples.SESSION_WITH_EVENTS)
 def get_session(session_id):
-    """Get a session with its events, oldest first."""
+    """Get a session with its events, oldest first.
+
+    404 when it never existed, is another user's or has expired.
+    """
     session = Session.get_live_with_events(session_id, g.principal.user_id, clock.now_ms())
-    return session_detail_schema.dump(session), 200, etag_header(session)
+    return session, etag_header(session)
 
 
 @bp.get("")
-@answers(200, session_page_schema, "A page of sessions", example=examples.SESSION_PAGE)
+@answers(200, session_page_schema, description="A page of sessions",
+         example=examples.SESSION_PAGE)
 @use_query(session_list_query)
 def list_sessions(query):
-    """List the caller's sessions, newest first, optionally filtered by status."""
-    limit, offset = query["limit"], query["offset"]
-    sessions, total, has_more = Session.page(
-        g.principal.user_id, clock.now_ms(), query.get("status"), limit, offset,
-        query.get("cursor"))
-    next_cursor = encode_cursor(sessions[-1]) if has_more else None
-    return session_page_schema.dump({"data": sessions, "pagination": {
-        "limit": limit, "offset": offset, "total": total,
-        "has_more": has_more, "next_cursor": next_cursor}})
+    """List the caller's sessions, newest first, optionally filtered by status.
+
+    Page with `offset`, or with `cursor` (the previous page's `nextCursor`), which never skips
+    or repeats a session while others are created; not both. `total` counts the caller's
+    unexpired sessions matching the filter.
+    """
+    return sessions_page(g.principal.user_id, clock.now_ms(), **query)
 
 
 @bp.patch("/<session_id>")
-@answers(200, session_schema, "The updated session", ("ETag",), examples.SESSION)
-@example(examples.UPDATE_SESSION)
 @require_scope("write")
-@use_body(session_patch_schema)
-def update_session(session_id, body):
-    """Update a session: each given field replaces the stored one."""
-    session = Session.update_live(session_id, g.principal.user_id, clock.now_ms(), body, if_match())
-    return session_schema.dump(session), 200, etag_header(session)
+@answers(200, session_schema, description="The updated session", headers=("ETag",),
+         example=examples.SESSION, more_errors=(409,))
+@use_if_match
+@use_body(session_patch_schema, example=examples.UPDATE_SESSION)
+def update_session(session_id, body, if_match):
+    """Update a session: each given field replaces the stored one.
+
+    `null` clears a field and `{}` changes nothing. A status change appends a `status.changed`
+    event; `completed`, `failed` and `cancelled` are final (another status answers 409).
+    `productObject` without `productObjectHash` sets the hash to the SHA-256 of its canonical
+    JSON. With `If-Match`, a stale ETag answers 412.
+    """
+    session = Session.update_live(session_id, g.principal.user_id, clock.now_ms(), body, if_match)
+    return session, etag_header(session)
 
 
 @bp.delete("/<session_id>")
-@answers(204, None, "Deleted, with its events")
 @require_scope("write")
-def delete_session(session_id):
-    """Delete a session and all its events."""
-    Session.delete_live(session_id, g.principal.user_id, clock.now_ms(), if_match())
-    return "", 204
+@answers(204, description="Deleted, with its events")
+@use_if_match
+def delete_session(session_id, if_match):
+    """Delete a session and all its events.
+
+    With `If-Match`, a stale ETag answers 412.
+    """
+    Session.delete_live(session_id, g.principal.user_id, clock.now_ms(), if_match)

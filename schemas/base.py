@@ -14,6 +14,9 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 from .fast_dump import FastDump
 
 MAX_JSON_DEPTH = 64
+# A string without NUL (U+0000), as a JSON Schema (ECMA-262) pattern: PostgreSQL can store
+# no NUL, so a request body holding one anywhere is refused (app/http.py).
+NO_NUL = "^[^\\u0000]*$"
 
 
 class Problem(str):
@@ -47,7 +50,11 @@ class CodedField:
 
 
 class String(CodedField, fields.String):
+    """A string of a request. `openapi` holds the JSON Schema keywords the document adds to
+    the field's own (app/openapi.py): what the server refuses beyond the validators."""
+
     default_error_messages = {"invalid": "Expected a string."}
+    openapi = {"pattern": NO_NUL}
 
 
 class Integer(CodedField, fields.Integer):
@@ -77,6 +84,11 @@ def json_depth(value, limit):
 
 class JSONObject(CodedField, fields.Dict):
     """A free-form JSON object, stored and returned as given (nesting bounded)."""
+
+    # The rules a JSON Schema cannot state for any value inside the map, said in words.
+    RULES = (f"Any JSON object, nested at most {MAX_JSON_DEPTH} levels deep, whose integers lie "
+             "from -2^63 to 2^64-1 (send larger numbers as strings) and whose strings and keys "
+             "hold no NUL character (U+0000).")
 
     default_error_messages = {
         "invalid": "Expected an object.",

@@ -50,12 +50,30 @@ SESSION = {
     "userId": "user_4d3c2b1a0f9e8d7c",
 }
 
+# What a create answers: status intake, the fields given, null for the others.
+CREATED_SESSION = {
+    "assemblyState": None,
+    "catalogVersion": CREATE_SESSION["catalogVersion"],
+    "createdAt": "2024-06-10T09:15:30.000Z",
+    "expiresAt": "2024-06-17T09:15:30.000Z",
+    "id": "sess_1234567890abcdefghijklmn",
+    "organizationId": "org_9a8b7c6d5e4f3g2h",
+    "plan": None,
+    "prd": CREATE_SESSION["prd"],
+    "productObject": None,
+    "productObjectHash": None,
+    "schemaVersion": CREATE_SESSION["schemaVersion"],
+    "status": "intake",
+    "updatedAt": "2024-06-10T09:15:30.000Z",
+    "userId": "user_4d3c2b1a0f9e8d7c",
+}
+
 SESSION_WITH_EVENTS = {**SESSION, "events": [EVENT]}
 
 SESSION_PAGE = {
     "data": [SESSION],
     "pagination": {"limit": 20, "offset": 0, "total": 125, "hasMore": True,
-                   "nextCursor": "MTcxODAxMDkzMDAwMC5zZXNzXzEyMzQ1Njc4OTBhYmNkZWZnaGlqa2xtbg"},
+                   "nextCursor": "1718010930000.sess_1234567890abcdefghijklmn"},
 }
 
 EVENT_PAGE = {

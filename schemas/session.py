@@ -1,10 +1,9 @@
 """Shapes of sessions and events, in requests and in answers."""
-import base64
-import binascii
+import re
 
 from marshmallow import ValidationError, fields, validates_schema
 
-from ..models.session import STATUSES, is_id
+from ..models.session import ID_PATTERN, STATUSES
 
 from .base import (BodySchema, CamelSchema, Integer, JSONObject, Length, OneOf, Problem,
                    QuerySchema, Range, String, Timestamp)
@@ -75,29 +74,33 @@ class EventCreateSchema(BodySchema):
     payload = JSONObject(allow_none=True)
 
 
+# The characters of an id (models.session.ID_PATTERN is them, 1 to 64 times).
+ID_CHARS = ID_PATTERN.pattern.partition("{")[0]
+# A cursor is `<createdAt in epoch ms>.<id>` of the session the page ended with. 15 digits of
+# milliseconds reach the year 33658; more is no time of ours.
+CURSOR = re.compile(rf"([0-9]{{1,15}})\.({ID_CHARS}{{1,64}})")
+# `after`: a sequence number (18 digits stay below 2^62, the most events a session holds),
+# or an event id, `evt_` and the rest of an id.
+AFTER = re.compile(rf"[0-9]{{1,18}}|evt_{ID_CHARS}{{0,60}}")
+
+
 def encode_cursor(session):
     """The opaque cursor that continues a listing after `session`."""
-    raw = f"{session.created_at}.{session.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return f"{session.created_at}.{session.id}"
 
 
 class Cursor(String):
     """An opaque `nextCursor`, decoded to the (created_at, id) it continues after."""
 
+    openapi = {"minLength": 3, "pattern": f"^{CURSOR.pattern}$"}
+
     def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-            created_at, session_id = raw.split(".", 1)
-            # 15 digits of milliseconds reach the year 33658; more is no time of ours.
-            if (not is_id(session_id) or not created_at.isdigit()
-                    or not created_at.isascii() or len(created_at) > 15):
-                raise ValueError
-            return int(created_at), session_id
-        except (ValueError, binascii.Error, UnicodeDecodeError):
+        match = CURSOR.fullmatch(super()._deserialize(value, attr, data, **kwargs))
+        if match is None:
             raise ValidationError(Problem(
                 "Invalid cursor", "INVALID_FORMAT",
-                "Pass the nextCursor of a previous page unchanged.")) from None
+                "Pass the nextCursor of a previous page unchanged."))
+        return int(match[1]), match[2]
 
 
 class SessionListQuery(QuerySchema):
@@ -106,7 +109,7 @@ class SessionListQuery(QuerySchema):
                     metadata={"description": "Sessions per page."})
     offset = Integer(load_default=0, validate=Range(min=0, max=MAX_OFFSET),
                      metadata={"description": "Sessions to skip (not with `cursor`)."})
-    cursor = Cursor(metadata={"description": "The `nextCursor` of the previous page."})
+    cursor = Cursor(metadata={"description": "The `nextCursor` of the previous page, unchanged."})
 
     @validates_schema
     def cursor_or_offset(self, data, **kwargs):
@@ -119,21 +122,23 @@ class SessionListQuery(QuerySchema):
 class EventAfter(String):
     """`after`: an event id, or a sequence number; decoded to str or int."""
 
+    openapi = {"minLength": 1, "pattern": f"^(?:{AFTER.pattern})$"}
+
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        if text.isdigit() and text.isascii() and len(text) <= 18:
-            return int(text)
-        if text.startswith("evt_") and is_id(text):
-            return text
-        raise ValidationError(Problem(
-            "Invalid after", "INVALID_FORMAT",
-            "Pass an event id (evt_...) or a sequence number."))
+        if AFTER.fullmatch(text) is None:
+            raise ValidationError(Problem(
+                "Invalid after", "INVALID_FORMAT",
+                "Pass an event id (evt_...) or a sequence number."))
+        return text if text.startswith("evt_") else int(text)
 
 
 class EventListQuery(QuerySchema):
     after = EventAfter(metadata={
         "description": "Only events after this one: an event id (`evt_...`, e.g. the last "
-                       "`nextCursor`) or a sequence number."})
+                       "`nextCursor`) or a sequence number. An event id that names no event "
+                       "of this session answers 400 (`INVALID_FORMAT`); a sequence number "
+                       "past the last event is an empty page."})
     limit = Integer(load_default=100, validate=Range(min=1, max=1000),
                     metadata={"description": "Events per page."})
 

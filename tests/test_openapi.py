@@ -100,12 +100,16 @@ def test_bearer_security_scheme(document):
     ("post", SESSIONS, {"201", "400", "401", "429", "403", "409", "413", "415", "500", "503"}),
     ("get", SESSIONS, {"200", "400", "401", "429", "500", "503"}),
     ("get", SESSION, {"200", "400", "401", "429", "404", "500", "503"}),
-    ("patch", SESSION, {"200", "400", "401", "429", "403", "404", "409", "412", "413", "415", "500",
-                        "503"}),
-    ("delete", SESSION, {"204", "400", "401", "429", "403", "404", "412", "500", "503"}),
-    ("post", EVENTS, {"201", "400", "401", "429", "403", "404", "409", "413", "415", "500", "503"}),
+    # 405: a session id holding `/` (out of its pattern) can make the URL the events route's.
+    ("patch", SESSION, {"200", "400", "401", "429", "403", "404", "405", "409", "412", "413",
+                        "415", "500", "503"}),
+    ("delete", SESSION, {"204", "400", "401", "429", "403", "404", "405", "412", "500", "503"}),
+    # ... and an empty one the session route's.
+    ("post", EVENTS, {"201", "400", "401", "429", "403", "404", "405", "409", "413", "415", "500",
+                      "503"}),
     ("get", EVENTS, {"200", "400", "401", "429", "404", "500", "503"}),
     ("get", "/healthz", {"200", "503"}),
+    ("get", "/v1/openapi.json", {"200"}),
 ])
 def test_every_answer_an_operation_can_give_is_documented(document, method, path, statuses):
     assert set(document["paths"][path][method]["responses"]) == statuses
@@ -207,3 +211,192 @@ def test_docs_page_uses_only_its_own_assets(client):
     for asset in assets:
         with client.get(asset) as served:
             assert served.status_code == 200, asset
+
+
+# --- what the server accepts, exactly (issue 14) ------------------------------------------
+
+def schema_of(document, method, path, location, name):
+    return resolve(document, parameters(document, method, path)[(location, name)]["schema"])
+
+
+def matches(schema, value):
+    """Whether a string `value` meets a string schema's length and pattern. The document's
+    patterns are anchored `^...$` and otherwise read the same in ECMA-262 and Python, but for
+    `$`, which Python also matches before a final newline: hence fullmatch."""
+    pattern = schema["pattern"]
+    assert pattern.startswith("^") and pattern.endswith("$"), pattern
+    return (schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value))
+            and re.fullmatch(pattern[1:-1], value) is not None)
+
+
+@pytest.mark.parametrize("method, path, body_required", [
+    ("post", SESSIONS, False), ("patch", SESSION, False), ("post", EVENTS, True)])
+def test_request_bodies_are_required_where_the_server_requires_them(
+        document, client, auth_headers, method, path, body_required):
+    assert document["paths"][path][method]["requestBody"]["required"] is body_required
+    url = path.replace("{session_id}", client.post(SESSIONS, headers=auth_headers).json["id"])
+    response = client.open(url, method=method.upper(), headers=auth_headers)
+    assert (response.status_code == 400) is body_required, response.json
+
+
+CURSORS = ["", "1.0", "+1", "1", "9" * 20, "1.", ".sess_a", "1.sess_a", "0.a",
+           "1795425330123.sess_x", "1" * 15 + ".a", "1" * 16 + ".a", "1." + "a" * 64,
+           "1." + "a" * 65, "1.a.b", "1.a b", "1.a\x00", "\u0661.a", "MTc5NTQyNTMzMDEyMy5zZXNzX2E"]
+AFTERS = ["", "1.0", "+1", "-1", "0", "1", "9" * 18, "9" * 19, "9" * 20, "evt_", "evt_x",
+          "evt_" + "a" * 60, "evt_" + "a" * 61, "evt_a.b", "sess_abc", "\u0661", " 1", "1\n"]
+
+
+@pytest.mark.parametrize("value", CURSORS)
+def test_cursor_pattern_is_what_the_server_accepts(document, client, auth_headers, value):
+    schema = schema_of(document, "get", SESSIONS, "query", "cursor")
+    response = client.get(SESSIONS, query_string={"cursor": value}, headers=auth_headers)
+    assert response.status_code in (200, 400)
+    assert matches(schema, value) is (response.status_code == 200), response.json
+
+
+@pytest.mark.parametrize("value", AFTERS)
+def test_after_pattern_is_what_the_server_accepts(document, client, auth_headers, value):
+    schema = schema_of(document, "get", EVENTS, "query", "after")
+    url = f"{SESSIONS}/{client.post(SESSIONS, headers=auth_headers).json['id']}/events"
+    response = client.get(url, query_string={"after": value}, headers=auth_headers)
+    # A well-formed event id of no event of this session is a 400 of its own (data, not form).
+    malformed = response.status_code == 400 and response.json["details"][0]["message"] == (
+        "Invalid after")
+    assert matches(schema, value) is not malformed, response.json
+
+
+def test_the_cursor_of_a_page_meets_its_own_pattern(document, client, auth_headers):
+    for _ in range(2):
+        client.post(SESSIONS, headers=auth_headers)
+    cursor = client.get(f"{SESSIONS}?limit=1", headers=auth_headers).json["pagination"][
+        "nextCursor"]
+    assert matches(schema_of(document, "get", SESSIONS, "query", "cursor"), cursor)
+    assert client.get(SESSIONS, query_string={"cursor": cursor},
+                      headers=auth_headers).status_code == 200
+
+
+@pytest.mark.parametrize("code", range(256), ids=lambda code: f"U+{code:04X}")
+def test_idempotency_key_pattern_is_what_the_server_accepts(document, client, auth_headers,
+                                                            code):
+    schema = schema_of(document, "post", SESSIONS, "header", "Idempotency-Key")
+    for key in (f"a{chr(code)}a", chr(code)):
+        try:
+            response = client.post(SESSIONS, headers={**auth_headers, "Idempotency-Key": key})
+        except ValueError:  # werkzeug will not send a header with a newline
+            assert chr(code) in "\r\n"
+            continue
+        assert response.status_code in (201, 400)
+        assert matches(schema, key) is (response.status_code == 201), (key, response.json)
+
+
+@pytest.mark.parametrize("form, accepted", [
+    ("{}", True), ('"x", {}', True), ('{}, "x"', True), ('"x",,{}', True), (', {} ,', True),
+    ("*", True), ("W/{}", False), ('"x"', False), ("{} junk", False), ("bare", False),
+    ("*, {}", False), ('{}"x"', False)])
+def test_if_match_is_honoured_only_in_its_documented_form(document, client, auth_headers, form,
+                                                          accepted):
+    schema = schema_of(document, "patch", SESSION, "header", "If-Match")
+    created = client.post(SESSIONS, headers=auth_headers)
+    etag = created.headers["ETag"]
+    value = form.replace("{}", etag) if form != "bare" else etag.strip('"')
+    response = client.patch(f"{SESSIONS}/{created.json['id']}", json={},
+                            headers={**auth_headers, "If-Match": value})
+    assert response.status_code == (200 if accepted else 412)
+    if accepted:
+        assert matches(schema, value)
+    else:
+        assert response.status_code == 412  # well formed (stale or weak) or not: 412
+
+
+def test_412_and_405_are_documented_with_their_headers(document):
+    responses = document["components"]["responses"]
+    assert "If-Match" in responses["Error412"]["description"]
+    assert responses["Error405"]["headers"]["Allow"] == {"$ref": "#/components/headers/Allow"}
+    assert document["components"]["headers"]["Allow"]["required"] is True
+
+
+def test_every_component_is_used(document):
+    text = json.dumps(document)
+    for kind, items in document["components"].items():
+        if kind == "securitySchemes":
+            continue
+        for name in items:
+            assert f'"#/components/{kind}/{name}"' in text, (kind, name)
+
+
+def request_strings(document):
+    """(where, schema) of every string a request may carry in its body or its query."""
+    found = []
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json")
+            if body:
+                schema = resolve(document, body["schema"])
+                found += [((method, path, name), prop)
+                          for name, prop in schema["properties"].items()]
+            found += [((method, path, p["name"]), p["schema"])
+                      for p in map(lambda p: resolve(document, p), op.get("parameters", []))
+                      if p["in"] == "query"]
+    return [(where, schema) for where, schema in found if schema.get("type") == "string"]
+
+
+def test_request_strings_exclude_nul_or_have_a_stricter_pattern(document):
+    strings = request_strings(document)
+    assert len(strings) >= 10
+    for where, schema in strings:
+        if "enum" in schema:
+            continue
+        assert "pattern" in schema, where
+        assert not matches(schema, "a\x00"), where
+
+
+def test_free_form_objects_state_their_rules(document):
+    prd = document["components"]["schemas"]["SessionCreate"]["properties"]["prd"]
+    assert "NUL" in prd["description"] and "2^64-1" in prd["description"]
+
+
+def test_integers_have_a_format(document):
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("type") == "integer":
+                yield node
+            for value in node.values():
+                yield from walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from walk(value)
+    integers = list(walk(document))
+    assert integers and all(node.get("format") in ("int32", "int64") for node in integers)
+    assert document["components"]["schemas"]["Event"]["properties"]["sequence"]["format"] == (
+        "int64")
+
+
+def test_session_ids_in_paths_have_the_id_pattern(document):
+    schema = schema_of(document, "get", SESSION, "path", "session_id")
+    assert matches(schema, "sess_1234567890abcdefghijklmn")
+    assert not matches(schema, "a/events") and not matches(schema, "")
+
+
+def test_the_create_example_is_what_a_create_answers(document, client, auth_headers):
+    response = document["paths"][SESSIONS]["post"]["responses"]["201"]
+    example = response["content"]["application/json"]["example"]
+    assert example["status"] == "intake"
+    answered = client.post(SESSIONS, json=examples.CREATE_SESSION, headers=auth_headers).json
+    assert set(example) == set(answered)
+    for name in ("status", "prd", "plan", "productObject", "productObjectHash", "assemblyState",
+                 "catalogVersion", "schemaVersion"):
+        assert example[name] == answered[name], name
+
+
+def test_the_document_answer_is_typed(document):
+    schema = document["paths"]["/v1/openapi.json"]["get"]["responses"]["200"]["content"][
+        "application/json"]["schema"]
+    assert schema["additionalProperties"] is True
+    assert {"openapi", "info", "paths"} <= set(schema["required"])
+
+
+def test_tags_come_from_the_blueprints(document):
+    tags = {tag["name"]: tag.get("description") for tag in document["tags"]}
+    assert list(tags) == ["sessions", "events", "operations"]
+    assert tags["sessions"].startswith("Generation sessions")
+    assert tags["events"].startswith("A session's append-only event log")
