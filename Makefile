@@ -72,8 +72,10 @@ bench-jsonserver: dev-install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/jsonserver_bench.py $(BENCH_ARGS)
 
+## lint: flake8, and the OpenAPI document through Redocly CLI (a pinned version from npm)
 lint: dev-install
 	$(BIN)/flake8 app schemas models tests bench wsgi.py gunicorn.conf.py
+	bash tests/lint_openapi.sh
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .coverage

@@ -1,4 +1,7 @@
-"""Operator commands: `flask --app wsgi <command>`. Stdout carries only the result."""
+"""Operator commands on the app's CLI: `gensessions <command>`, or `flask --app wsgi <command>`.
+
+Stdout carries only the result.
+"""
 import json
 import os
 import socket
