@@ -27,6 +27,8 @@ def create_app(config=None):
     from . import api, auth, cli, errors, health, http, logs, openapi, purge, ratelimit, security
     from .db import init_db
     from .envelope import Envelope
+    from .streaming import init_streaming
+    from .watch import init_watch
 
     logs.configure_logging()
     http.register_http(app)
@@ -34,6 +36,8 @@ def create_app(config=None):
     auth.init_auth(app)
     init_db(app)
     purge.init_purge(app)
+    init_watch(app)
+    init_streaming(app)
     ratelimit.init_rate_limit(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)

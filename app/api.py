@@ -9,6 +9,7 @@ from flask import Blueprint
 
 from .auth import authenticate
 from .events import bp as events_bp
+from .live import bp as live_bp
 from .sessions import bp as sessions_bp
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
@@ -16,3 +17,4 @@ bp.before_request(authenticate)
 bp.rate_limited = True
 bp.register_blueprint(sessions_bp)
 bp.register_blueprint(events_bp)
+bp.register_blueprint(live_bp)

@@ -10,6 +10,7 @@ from functools import wraps
 from flask import current_app, g, request
 
 from .models import ApiKey
+from .models import stream_token
 from .models.api_key import KEY_PREFIX
 
 from . import clock
@@ -28,8 +29,11 @@ class Principal:
     user_id: str
     organization_id: str | None
     scope: str
-    # Names the credential without revealing it: `key:<public id>` or `token:<user id>`.
+    # Names the credential without revealing it: `key:<public id>`, `token:<user id>` or
+    # `stream:<user id>`.
     credential_id: str
+    # A stream token's one session: the credential reads that session's stream, nothing else.
+    session_id: str | None = None
 
 
 def unauthorized(reason):
@@ -64,10 +68,30 @@ def resolve_principal(token, now):
                      f"token:{identity.user_id}")
 
 
+def stream_principal(token, now):
+    """The Principal of a stream token (`?access_token=`); raise a 401 ApiError if invalid."""
+    granted = stream_token.verify(token, now)
+    if granted is None:
+        raise unauthorized("Invalid or expired stream token; ask POST .../stream-tokens "
+                           "for a new one")
+    return Principal(granted.user_id, granted.organization_id, "stream",
+                     f"stream:{granted.user_id}", granted.session_id)
+
+
+def takes_stream_tokens():
+    """Whether this request's view takes a stream token in `access_token` (only the stream)."""
+    view = current_app.view_functions.get(request.endpoint)
+    return getattr(view, "takes_stream_tokens", False)
+
+
 def current_principal():
     """The caller of this request, resolved once; raises a 401 ApiError."""
     if "principal" not in g:
         header = request.headers.get("Authorization")
+        if not header and "access_token" in request.args and takes_stream_tokens():
+            g.principal = request.environ[PRINCIPAL_KEY] = stream_principal(
+                request.args["access_token"], clock.now_ms())
+            return g.principal
         if not header:
             raise unauthorized("Missing credential; send Authorization: Bearer <key>")
         token = credential_from_header(header)
@@ -98,6 +122,21 @@ def require_scope(scope):
         openapi_info(wrapper)["scope"] = scope
         return wrapper
     return decorator
+
+
+def stream_tokens_accepted(view):
+    """Decorator: the view also takes a stream token in `?access_token=` (browsers'
+    EventSource cannot send headers), for the token's own session only (`session_id`);
+    any other session answers 404, as one that never existed."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        granted = g.principal.session_id
+        if granted is not None and granted != kwargs.get("session_id"):
+            raise ApiError(404, "Not found")
+        return view(*args, **kwargs)
+    wrapper.takes_stream_tokens = True
+    openapi_info(wrapper)["stream_token"] = True
+    return wrapper
 
 
 def init_auth(app):

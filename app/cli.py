@@ -11,7 +11,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .models import ApiKey, PurgeState, Session, db
+from .models import ApiKey, PurgeState, Session
 from .models.api_key import SCOPES
 from .models.migrations import migration_status
 from .models.purge import purge_with_lock
@@ -19,7 +19,7 @@ from .schemas import purge_status_schema
 from .schemas.base import to_rfc3339
 
 from . import clock
-from .db import binding, ensure_tables
+from .db import binding, connected, ensure_tables
 from .openapi import build_spec
 
 
@@ -47,14 +47,15 @@ class Duration(click.ParamType):
 
 def migrate_now():
     """Migrate; return the steps applied."""
-    with db.connection_context():
+    with connected(current_app):
         return ensure_tables()
 
 
 @contextmanager
 def database():
-    """The database for a command: connected, and migrated first if this process has not."""
-    with db.connection_context():
+    """The database for a command: connected (an in-memory one is kept, not closed), and
+    migrated first if this process has not."""
+    with connected(current_app):
         if not binding().tables_ready:
             ensure_tables()
         yield
@@ -74,7 +75,7 @@ def init_db_command():
               help="List every step and when it was applied; change nothing.")
 def migrate_command(show_status):
     """Apply the schema migrations this database lacks; print each step applied."""
-    with db.connection_context():  # no migration: show what is pending
+    with connected(current_app):  # no migration: show what is pending
         if show_status:
             for name, applied_at in migration_status():
                 click.echo(f"{name}  {iso(applied_at) if applied_at else 'pending'}")

@@ -16,11 +16,19 @@ DEFAULTS = {
     "JWT_AUTHORIZED_PARTIES": None,
     "CORS_ORIGINS": None,  # None: no CORS headers; "*" or comma-separated origins
     "SQLITE_BUSY_TIMEOUT": 30,
+    # Live events: open streams per worker process (each holds a thread: the gunicorn
+    # settings give a worker THREADS + STREAM_MAX threads), how long one stays open, how
+    # often a quiet one sends a keep-alive, and how long a stream token lasts (seconds).
+    "STREAM_MAX": 500,
+    "STREAM_MAX_SECONDS": 300,
+    "STREAM_HEARTBEAT_SECONDS": 15,
+    "STREAM_TOKEN_TTL": 900,
 }
 
 # Environment variables that are whole numbers; the rest are taken as strings.
 INTEGER_SETTINGS = {"SESSION_TTL", "PURGE_BATCH_SIZE", "PURGE_BATCH_PAUSE_MS",
-                    "MAX_CONTENT_LENGTH", "SQLITE_BUSY_TIMEOUT"}
+                    "MAX_CONTENT_LENGTH", "SQLITE_BUSY_TIMEOUT", "STREAM_MAX",
+                    "STREAM_MAX_SECONDS", "STREAM_HEARTBEAT_SECONDS", "STREAM_TOKEN_TTL"}
 # Integer settings for which 0 makes sense (no pause).
 ZERO_ALLOWED = {"PURGE_BATCH_PAUSE_MS"}
 

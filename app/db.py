@@ -119,12 +119,16 @@ def creating_for_cli():
 
 
 def end_request(exc=None):
-    """Undo whatever transaction a failed request left open."""
+    """Undo whatever transaction a failed request left open; on PostgreSQL, give the
+    connection back to the pool (SQLite's stay with their thread: closing the last one
+    would checkpoint the WAL)."""
     if not uses_database():
         return
     try:
         if not db.is_closed() and db.in_transaction():
             db.rollback()
+        if not is_sqlite():
+            db.close()
     finally:
         bound = binding()
         if bound.shared:

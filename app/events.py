@@ -10,17 +10,26 @@ from . import clock
 from .http import use_body, use_query
 from .idempotency import idempotent
 from .openapi import answers
+from .streaming import wait_for_events
 
 bp = Blueprint("events", __name__, url_prefix="/products/generation/sessions/<session_id>/events")
 
 
-def events_page(session_id, user_id, now, limit, after=None):
-    """The session's events after `after`, oldest first, as event_page_schema dumps them."""
-    events = Session.get_live(session_id, user_id, now).events_after(after, limit + 1)
+def events_page(session_id, user_id, limit, after=None, wait=0):
+    """The session's events after `after`, oldest first, as event_page_schema dumps them;
+    with `wait`, once one is there, or after `wait` seconds with none.
+
+    `nextCursor` is the last event's id, or `after` as given when there is none, so that
+    `after = nextCursor` is always the next poll.
+    """
+    def read():
+        return Session.get_live(session_id, user_id, clock.now_ms()).events_after(
+            after, limit + 1)
+    events = wait_for_events(read, session_id, wait) if wait else read()
     page = events[:limit]
     return {"data": page, "pagination": {
         "limit": limit, "has_more": len(events) > limit,
-        "next_cursor": page[-1].id if page else None}}
+        "next_cursor": page[-1].id if page else getattr(after, "text", after)}}
 
 
 @bp.post("")
@@ -46,6 +55,7 @@ def list_events(session_id, query):
     """List a session's events, oldest first, after an event id or sequence number.
 
     To poll, pass each answer's `nextCursor` as the next `after`: no event is missed or read
-    twice.
+    twice. With `wait`, an answer with no event yet waits up to that many seconds for one
+    (a long poll); a worker that holds `STREAM_MAX` streams and waits already answers at once.
     """
-    return events_page(session_id, g.principal.user_id, clock.now_ms(), **query)
+    return events_page(session_id, g.principal.user_id, **query)

@@ -8,9 +8,9 @@ import socket
 import sys
 import time
 
-__all__ = ["bind", "workers", "worker_class", "threads", "reuse_port", "timeout",
-           "graceful_timeout", "keepalive", "limit_request_line", "accesslog", "errorlog",
-           "on_starting", "post_worker_init", "worker_exit"]
+__all__ = ["bind", "workers", "worker_class", "threads", "worker_connections", "reuse_port",
+           "timeout", "graceful_timeout", "keepalive", "limit_request_line", "accesslog",
+           "errorlog", "on_starting", "post_worker_init", "worker_exit"]
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 # Two processes fit a 2-core host; threads keep slow clients from blocking a worker,
@@ -19,7 +19,14 @@ bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # gthread with a read timeout (app/gunicorn_worker.py): a stalled client frees its thread.
 worker_class = "gensessions.gunicorn_worker.ReadTimeoutThreadWorker"
-threads = int(os.environ.get("THREADS", "8"))
+# Each open live stream holds a thread for minutes (app/live.py): a worker has THREADS
+# for ordinary requests plus one for each of the STREAM_MAX streams the app lets it hold,
+# so streams never take the threads ordinary requests need. Threads are made as they are
+# needed; a waiting one costs no CPU.
+threads = int(os.environ.get("THREADS", "8")) + int(os.environ.get("STREAM_MAX", "500"))
+# Connections a worker keeps at once: every thread busy, plus up to 1,000 idle keep-alive
+# connections beside them (gthread's default 1,000 would leave none with 508 threads).
+worker_connections = threads + 1000
 # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads connections
 # evenly between workers. On one shared socket, a burst of keep-alive connections all
 # landed on whichever worker accepted first (16 of 16 in half the runs measured): one

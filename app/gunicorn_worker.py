@@ -11,6 +11,8 @@ import socket
 
 from gunicorn.workers import gthread
 
+from .watch import EXTENSION as WATCHER
+
 READ_TIMEOUT = 10
 
 
@@ -39,3 +41,12 @@ class ReadTimeoutThreadWorker(gthread.ThreadWorker):
                 conn.sock.settimeout(READ_TIMEOUT)
             conn.init = init_with_timeout
         return super().handle(conn)
+
+    def handle_exit(self, sig, frame):
+        """SIGTERM: besides stopping gracefully, end the live streams at once (their clients
+        reconnect to another worker with Last-Event-ID), instead of holding the shutdown
+        for up to graceful_timeout."""
+        super().handle_exit(sig, frame)
+        app = getattr(self, "wsgi", None)
+        if app is not None and WATCHER in getattr(app, "extensions", {}):
+            app.extensions[WATCHER].close()

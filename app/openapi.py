@@ -49,7 +49,7 @@ docs_bp.in_openapi = False
 
 
 def answers(status, schema=None, *, description="", headers=(), example=None, links=None,
-            errors=None, more_errors=(), media_type="application/json"):
+            errors=None, more_errors=(), media_type="application/json", also=None):
     """Decorator: the view's success answer, made here and documented.
 
     The view returns what to send: an object (a model, a dict) or (object, headers).
@@ -63,7 +63,8 @@ def answers(status, schema=None, *, description="", headers=(), example=None, li
     - `links`: {path parameter: runtime expression}, e.g. {"session_id":
       "$response.body#/id"}: a link to every operation that takes that parameter;
     - `errors` replaces the error statuses otherwise derived from the view's decorators
-      and blueprints; `more_errors` adds to them (e.g. 409 for a refused transition).
+      and blueprints; `more_errors` adds to them (e.g. 409 for a refused transition);
+    - `also`: {status: description} of other successful answers without a body (a 204).
 
     Order: put it below `@idempotent`, which keeps the answer made here (the
     decorators check this), and above `@use_body` / `@use_query` / `@use_if_match`,
@@ -94,7 +95,7 @@ def answers(status, schema=None, *, description="", headers=(), example=None, li
         info = openapi_info(wrapper)
         info["success"] = dict(status=status, schema=schema, headers=headers,
                                description=description, example=example, links=links,
-                               media_type=media_type)
+                               media_type=media_type, also=also or {})
         if errors is not None:
             info["errors"] = set(errors)
         info["more_errors"] = set(more_errors)
@@ -313,6 +314,7 @@ def operation(app, method, route):
                   for name in route.parameters]
     if info.get("query") is not None:
         parameters.append({"in": "query", "schema": info["query"]})
+    parameters += info.get("header_parameters", [])
     if info.get("if_match"):
         parameters.append({"in": "header", "name": "If-Match", "required": False,
                            "description": "Answer 412 unless the session's ETag is one of "
@@ -335,6 +337,8 @@ def operation(app, method, route):
                              "content": {"application/json": content}}
     if route.public:
         op["security"] = []
+    elif info.get("stream_token"):
+        op["security"] = [{"bearerAuth": []}, {"streamToken": []}]
     success = info["success"]
     response = {"description": success["description"] or "Success",
                 "headers": {name: {"$ref": f"#/components/headers/{name}"}
@@ -347,6 +351,9 @@ def operation(app, method, route):
         response["headers"]["Idempotent-Replayed"] = {
             "$ref": "#/components/headers/Idempotent-Replayed"}
     op["responses"][str(success["status"])] = response
+    for status, description in success["also"].items():
+        op["responses"][str(status)] = {"description": description, "headers": {
+            "X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}}
     for status in sorted(error_statuses(app, route, method)):
         op["responses"][str(status)] = {"$ref": f"#/components/responses/Error{status}"}
     return op
@@ -412,6 +419,10 @@ def build_spec(app):
         "description": "An API key (`gsk_<id>_<secret>`) or, when the server is configured "
                        "for them, an RS256 session token (JWT) from the identity provider. "
                        "A bare `Authorization: <credential>` works too."})
+    spec.components.security_scheme("streamToken", {
+        "type": "apiKey", "in": "query", "name": "access_token",
+        "description": "A stream token from POST .../stream-tokens: reads one session's "
+                       "event stream, on that endpoint only (for browsers' EventSource)."})
     for name, header in HEADERS.items():
         spec.components.header(name, header)
     for status in ERRORS:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 import orjson
-from peewee import DatabaseProxy, Field, Model, PostgresqlDatabase, SqliteDatabase
+from peewee import DatabaseProxy, Field, Model, SqliteDatabase
 from playhouse.db_url import parse as parse_url
 from playhouse.pool import PooledPostgresqlDatabase
 
@@ -105,10 +105,6 @@ class PostgresTuning:
         super()._initialize_connection(conn)
 
 
-class Postgres(PostgresTuning, PostgresqlDatabase):
-    pass
-
-
 class PooledPostgres(PostgresTuning, PooledPostgresqlDatabase):
     pass
 
@@ -122,8 +118,12 @@ def open_database(url, busy_timeout=30):
     """
     scheme = url.partition("://")[0] if "://" in url else ""
     if scheme in POSTGRES_SCHEMES:
-        database = PooledPostgres if scheme.endswith("+pool") else Postgres
-        return database(**parse_url(url))
+        # Always a pool: a request borrows a connection and gives it back at its end, and
+        # so does a live stream between its reads, so a worker's connections follow how
+        # many are in use at once, not its hundreds of (mostly waiting) threads. URL query
+        # parameters (max_connections, stale_timeout, ...) tune it.
+        settings = {"max_connections": None, "stale_timeout": 300, **parse_url(url)}
+        return PooledPostgres(**settings)
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
     in_memory = path in (":memory:", "")
     pragmas = {"foreign_keys": 1, "busy_timeout": busy_timeout * 1000}

@@ -233,15 +233,21 @@ class Session(BaseModel):
             organization_id=self.organization_id, sequence=self.last_sequence,
             created_at=self.last_event_at, **fields))
 
+    def sequence_of(self, after):
+        """The sequence number `after` names: itself, 0 for None (before the first event),
+        or that of an event id. Raises UnknownEvent when it names no event of the session."""
+        if isinstance(after, str):
+            after = EVENT_SEQUENCE.scalar(self.id, after)
+            if after is None:
+                raise UnknownEvent()
+        return int(after or 0)
+
     def events_after(self, after=None, limit=None):
         """This session's events, oldest first, after a sequence number or an event id.
 
         Raises UnknownEvent when `after` is an id that names no event of the session.
         """
-        if isinstance(after, str):
-            after = EVENT_SEQUENCE.scalar(self.id, after)
-            if after is None:
-                raise UnknownEvent()
+        after = self.sequence_of(after)
         if not after and limit is None:
             return EVENTS_OF(self.id)
         return EVENTS_AFTER(self.id, after or 0, MAX_EVENTS if limit is None else limit)

@@ -20,6 +20,7 @@ import orjson
 from peewee import CharField
 
 from .database import BaseModel, db
+from .session import Session
 from .writes import writes
 
 TOKEN_PREFIX = "gst_"
@@ -86,6 +87,14 @@ def issue(user_id, organization_id, session_id, now, ttl_seconds):
     expires_at = now + ttl_seconds * 1000
     payload = encode(orjson.dumps([user_id, organization_id, session_id, expires_at]))
     return f"{TOKEN_PREFIX}{payload}.{signature(payload)}", expires_at
+
+
+def issue_for_session(session_id, user_id, now, ttl_seconds):
+    """{"token", "expires_at"} for the caller's live session; raises NotFound."""
+    session = Session.get_live(session_id, user_id, now)
+    token, expires_at = issue(session.user_id, session.organization_id, session.id, now,
+                              ttl_seconds)
+    return {"token": token, "expires_at": expires_at}
 
 
 def verify(token, now):

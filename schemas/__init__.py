@@ -2,8 +2,9 @@
 from .errors import ErrorSchema
 from .health import HealthSchema, PurgeStatusSchema
 from .session import (EventCreateSchema, EventListQuery, EventPageSchema, EventSchema,
-                      SessionCreateSchema, SessionDetailSchema, SessionListQuery,
-                      SessionPageSchema, SessionPatchSchema, SessionSchema, encode_cursor)
+                      EventStreamQuery, SessionCreateSchema, SessionDetailSchema,
+                      SessionListQuery, SessionPageSchema, SessionPatchSchema, SessionSchema,
+                      StreamTokenSchema, encode_cursor)
 
 session_schema = SessionSchema()
 session_detail_schema = SessionDetailSchema()
@@ -15,6 +16,8 @@ event_schema = EventSchema()
 event_create_schema = EventCreateSchema()
 event_list_query = EventListQuery()
 event_page_schema = EventPageSchema()
+event_stream_query = EventStreamQuery()
+stream_token_schema = StreamTokenSchema()
 error_schema = ErrorSchema()
 health_schema = HealthSchema()
 purge_status_schema = PurgeStatusSchema()

@@ -82,6 +82,8 @@ CURSOR = re.compile(rf"([0-9]{{1,15}})\.({ID_CHARS}{{1,64}})")
 # `after`: a sequence number (18 digits stay below 2^62, the most events a session holds),
 # or an event id, `evt_` and the rest of an id.
 AFTER = re.compile(rf"[0-9]{{1,18}}|evt_{ID_CHARS}{{0,60}}")
+# The longest `wait` of an events request, in seconds.
+MAX_WAIT_SECONDS = 30
 
 
 def encode_cursor(session):
@@ -119,8 +121,17 @@ class SessionListQuery(QuerySchema):
                 "Use either cursor or offset, not both."), field_name="cursor")
 
 
+class SequenceNumber(int):
+    """A sequence number, with the text the client wrote it as (`text`), to give back."""
+
+    def __new__(cls, text):
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
 class EventAfter(String):
-    """`after`: an event id, or a sequence number; decoded to str or int."""
+    """`after`: an event id, or a sequence number; decoded to str or SequenceNumber."""
 
     openapi = {"minLength": 1, "pattern": f"^(?:{AFTER.pattern})$"}
 
@@ -130,7 +141,7 @@ class EventAfter(String):
             raise ValidationError(Problem(
                 "Invalid after", "INVALID_FORMAT",
                 "Pass an event id (evt_...) or a sequence number."))
-        return text if text.startswith("evt_") else int(text)
+        return text if text.startswith("evt_") else SequenceNumber(text)
 
 
 class EventListQuery(QuerySchema):
@@ -141,6 +152,26 @@ class EventListQuery(QuerySchema):
                        "past the last event is an empty page."})
     limit = Integer(load_default=100, validate=Range(min=1, max=1000),
                     metadata={"description": "Events per page."})
+    wait = Integer(load_default=0, validate=Range(min=0, max=MAX_WAIT_SECONDS), metadata={
+        "description": "Seconds to wait when no event is there yet after `after`: the answer "
+                       "comes as soon as one is appended (by any worker or host), or after "
+                       "`wait` seconds with an empty `data`. 0: answer at once."})
+
+
+class EventStreamQuery(QuerySchema):
+    after = EventAfter(metadata={
+        "description": "Replay from after this event (an event id or a sequence number); "
+                       "the `Last-Event-ID` header, when sent, wins. Default: the start of "
+                       "the log."})
+    access_token = String(metadata={
+        "description": "A stream token (POST .../stream-tokens) instead of the Authorization "
+                       "header, for browsers' EventSource; taken on this endpoint only."})
+
+
+class StreamTokenSchema(CamelSchema):
+    token = fields.String(required=True, metadata={
+        "description": "Pass it as `access_token` to this session's event stream."})
+    expires_at = Timestamp(required=True)
 
 
 class SessionPaginationSchema(CamelSchema):

@@ -301,10 +301,18 @@ def test_list_events_limit_with_after(poll, session_id, five_events):
     assert page["pagination"] == {"limit": 2, "hasMore": True, "nextCursor": five_events[2]["id"]}
 
 
-def test_next_cursor_is_null_when_nothing_is_returned(poll, session_id, five_events):
-    page = poll(session_id, f"after={five_events[-1]['id']}")
+def test_an_empty_page_gives_back_the_after_it_was_asked_with(poll, session_id, five_events):
+    """`after = nextCursor` is always the next poll: an empty page keeps the place."""
+    last = five_events[-1]["id"]
+    page = poll(session_id, f"after={last}")
     assert page == {"data": [], "pagination": {"limit": 100, "hasMore": False,
-                                               "nextCursor": None}}
+                                               "nextCursor": last}}
+    for given in ("5", "005", "99"):  # a sequence number comes back as it was written
+        assert poll(session_id, f"after={given}")["pagination"]["nextCursor"] == given
+
+
+def test_next_cursor_is_null_only_for_an_empty_log_read_without_after(poll, session_id):
+    assert poll(session_id)["pagination"]["nextCursor"] is None
 
 
 def test_list_events_default_limit_is_100(append_ok, poll, session_id):

@@ -174,8 +174,11 @@ def filter_case(context, case):
 
 @pytest.fixture(autouse=True)
 def no_rate_limit(monkeypatch):
-    """One key sends hundreds of requests a second here: fuzz the API, not RATE_LIMIT."""
+    """One key sends hundreds of requests a second here: fuzz the API, not RATE_LIMIT; and
+    a live stream (read whole by the test client) closes after a second, not five minutes."""
     monkeypatch.setenv("RATE_LIMIT", "off")  # read by create_app, i.e. the `app` fixture
+    monkeypatch.setenv("STREAM_MAX_SECONDS", "1")
+    monkeypatch.setenv("STREAM_HEARTBEAT_SECONDS", "1")
 
 
 @pytest.fixture

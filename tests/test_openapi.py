@@ -21,6 +21,8 @@ OPERATIONS = {
     ("delete", SESSION): "deleteSession",
     ("post", EVENTS): "appendEvent",
     ("get", EVENTS): "listEvents",
+    ("get", EVENTS + "/stream"): "streamEvents",
+    ("post", SESSION + "/stream-tokens"): "createStreamToken",
     ("get", "/healthz"): "healthz",
     ("get", "/v1/openapi.json"): "openapiDocument",
 }
@@ -80,7 +82,10 @@ def test_every_route_is_documented_with_its_operation_id(app, document):
 @pytest.mark.parametrize("method, path", [key for key in OPERATIONS if key[1].startswith("/v1/p")])
 def test_api_operations_need_the_bearer_credential(document, method, path):
     op = document["paths"][path][method]
-    assert "security" not in op  # the document-wide bearerAuth applies
+    if path.endswith("/events/stream"):  # the bearer credential, or a stream token
+        assert op["security"] == [{"bearerAuth": []}, {"streamToken": []}]
+    else:
+        assert "security" not in op  # the document-wide bearerAuth applies
     assert document["security"] == [{"bearerAuth": []}]
     assert "401" in op["responses"] and "500" in op["responses"]
     assert op["summary"]
@@ -99,8 +104,9 @@ def test_bearer_security_scheme(document):
 @pytest.mark.parametrize("method, path, statuses", [
     ("post", SESSIONS, {"201", "400", "401", "429", "403", "409", "413", "415", "500", "503"}),
     ("get", SESSIONS, {"200", "400", "401", "429", "500", "503"}),
-    ("get", SESSION, {"200", "400", "401", "429", "404", "500", "503"}),
-    # 405: a session id holding `/` (out of its pattern) can make the URL the events route's.
+    # 405: a session id holding `/` (out of its pattern) can make the URL another route's
+    # (the stream-tokens route takes only POST, the events route no PATCH or DELETE).
+    ("get", SESSION, {"200", "400", "401", "429", "404", "405", "500", "503"}),
     ("patch", SESSION, {"200", "400", "401", "429", "403", "404", "405", "409", "412", "413",
                         "415", "500", "503"}),
     ("delete", SESSION, {"204", "400", "401", "429", "403", "404", "405", "412", "500", "503"}),
@@ -108,6 +114,9 @@ def test_bearer_security_scheme(document):
     ("post", EVENTS, {"201", "400", "401", "429", "403", "404", "405", "409", "413", "415", "500",
                       "503"}),
     ("get", EVENTS, {"200", "400", "401", "429", "404", "500", "503"}),
+    ("get", EVENTS + "/stream", {"200", "204", "400", "401", "429", "404", "500", "503"}),
+    ("post", SESSION + "/stream-tokens", {"201", "400", "401", "429", "404", "405", "500",
+                                          "503"}),
     ("get", "/healthz", {"200", "503"}),
     ("get", "/v1/openapi.json", {"200"}),
 ])
@@ -191,7 +200,8 @@ def test_request_bodies_reject_unknown_keys_and_show_the_vendor_examples(documen
 def test_create_links_to_the_operations_on_the_new_session(document):
     links = document["paths"][SESSIONS]["post"]["responses"]["201"]["links"]
     assert {link["operationId"] for link in links.values()} == {
-        "getSession", "updateSession", "deleteSession", "appendEvent", "listEvents"}
+        "getSession", "updateSession", "deleteSession", "appendEvent", "listEvents",
+        "streamEvents", "createStreamToken"}
 
 
 def test_docs_redirects_to_the_page(client):
@@ -397,6 +407,7 @@ def test_the_document_answer_is_typed(document):
 
 def test_tags_come_from_the_blueprints(document):
     tags = {tag["name"]: tag.get("description") for tag in document["tags"]}
-    assert list(tags) == ["sessions", "events", "operations"]
+    assert list(tags) == ["sessions", "events", "live", "operations"]
     assert tags["sessions"].startswith("Generation sessions")
     assert tags["events"].startswith("A session's append-only event log")
+    assert tags["live"] == "Follow a session's events as they happen"
