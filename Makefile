@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 GENSESSIONS := $(BIN)/gensessions
 
-.PHONY: serve test wheel fuzz lint bench bench-scale bench-jsonserver install dev-install clean
+.PHONY: serve test wheel demo fuzz lint bench bench-scale bench-jsonserver install dev-install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ serve: install
 	@echo "(comma-separated origins; now: $${CORS_ORIGINS:-none})."
 	@echo
 	$(GENSESSIONS) serve
+
+## demo: a throwaway backend full of realistic sessions that move by themselves, and the viewer
+demo: install
+	$(GENSESSIONS) demo $(DEMO_ARGS)
 
 ## wheel: build the installable package (dist/gensessions-*.whl)
 wheel: install

@@ -24,7 +24,8 @@ def create_app(config=None):
     app.config.from_mapping(from_environment())
     app.config.from_mapping(config)
 
-    from . import api, auth, cli, errors, health, http, logs, openapi, purge, ratelimit, security
+    from . import (api, auth, cli, errors, health, http, logs, openapi, purge, ratelimit,
+                   security, ui)
     from .db import init_db
     from .envelope import Envelope
     from .streaming import init_streaming
@@ -43,6 +44,7 @@ def create_app(config=None):
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(openapi.docs_bp)
+    app.register_blueprint(ui.bp)
     errors.register_error_handlers(app)
     cli.register_cli(app)
     # Request id, security headers and the access line, around everything the app answers.

@@ -1,11 +1,21 @@
-"""The `gensessions` console command: every command of the app's CLI, plus `serve`.
+"""The `gensessions` console command: every command of the app's CLI, plus `serve` and
+`demo`.
 
-`gensessions <command>` is `flask --app wsgi <command>` for an installed package:
-the same commands (init-db, create-key, list-keys, revoke-key, purge-expired, ...,
-and Flask's own run, shell and routes), on the app `create_app()` makes from the
-environment. `serve` runs gunicorn with the package's defaults (gunicorn_config.py).
+gensessions stores AI product generation sessions and their event logs behind a REST API.
+`serve` runs it (gunicorn with the package's defaults); `demo` runs it on throwaway data
+that moves by itself; the other commands manage its database and API keys. Settings come
+from environment variables (see the README).
 """
+import os
+import random
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import threading
+import time
+import urllib.request
 
 import click
 from flask.cli import FlaskGroup
@@ -49,6 +59,98 @@ class GensessionsGroup(FlaskGroup):
         self.params = [param for param in self.params if param.name != "app"]
 
 
+# The demo's browser clients: a front end's development server on any local port.
+DEMO_ORIGINS = "http://localhost:*,http://127.0.0.1:*"
+
+
+@click.command("demo")
+@click.option("--bind", "-b", default="127.0.0.1:8000", show_default=True,
+              metavar="HOST:PORT", help="Address to listen on.")
+@click.option("--pace", type=click.FloatRange(min=0.05), default=2.0, show_default=True,
+              metavar="SECONDS", help="About how often the simulator takes a step.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False),
+              help="Keep the data in this SQLite file (default: a throwaway one, deleted at "
+                   "exit).")
+def demo_command(bind, pace, db_path):
+    """Serve a demo: realistic sessions that move by themselves, on throwaway data.
+
+    Seeds sessions in every status and runs a simulator that creates sessions and moves
+    them through the lifecycle, appending progress events. CORS is open to
+    http://localhost and http://127.0.0.1 on any port. Prints a demo key and the
+    viewer's URL. Ctrl-C ends it (and deletes the data unless --db).
+    """
+    from . import demo
+    from .db import connected, ensure_tables
+
+    folder = tempfile.mkdtemp(prefix="gensessions-demo-") if db_path is None else None
+    database = db_path and os.path.abspath(db_path) or os.path.join(folder, "demo.db")
+    settings = {"DATABASE_URL": database, "CORS_ORIGINS": DEMO_ORIGINS,
+                "INSTANCE_PATH": folder or os.path.dirname(database)}
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    server = None
+    try:
+        app = create_app({**settings, "PURGE_SCHEDULE": "off", "RATE_LIMIT": "off"})
+        rng = random.Random()
+        ttl = app.config["SESSION_TTL"]
+        with connected(app):
+            ensure_tables()  # an app made for a command leaves that to the command
+            key = demo.issue_demo_key()
+            fresh = not demo.has_sessions()
+            running = demo.seed(rng, ttl) if fresh else demo.still_running(rng, ttl)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gensessions", "serve", "--bind", bind],
+            env={**os.environ, **settings}, start_new_session=True)
+        url = f"http://{bind}"
+        if not wait_until_healthy(url, server, stopping):
+            raise click.ClickException(f"the server did not start on {bind}")
+        click.echo(demo_banner(url, key, folder is None, fresh))
+        simulator = demo.Simulator(running, pace, ttl, rng)
+        with connected(app):
+            simulator.run(stopping, server.poll)
+    finally:
+        if server is not None and server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        click.echo("Demo stopped" + ("; its data is deleted." if folder else "."), err=True)
+
+
+def wait_until_healthy(url, server, stopping, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not stopping.is_set() and server.poll() is None:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as answer:
+                if answer.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def demo_banner(url, key, kept, fresh):
+    data = ("kept in the --db file" if kept else "throwaway: deleted when the demo stops")
+    seeded = "seeded with sessions in every status" if fresh else "as the --db file left it"
+    return f"""
+  gensessions DEMO: realistic sessions that move by themselves. Not for real data.
+  Data: {data}; {seeded}.
+
+  Viewer:    {url}/ui/#key={key}
+  Demo key:  {key}
+  API:       {url}/v1/products/generation/sessions   (docs: {url}/docs/)
+  Try:       curl -s {url}/v1/products/generation/sessions -H "Authorization: Bearer {key}"
+  CORS:      open to http://localhost:* and http://127.0.0.1:* (any port)
+
+  Ctrl-C stops it.
+"""
+
+
 @click.group(cls=GensessionsGroup, help=__doc__.split("\n\n")[1].replace("\n", " "))
 @click.version_option(__version__, prog_name="gensessions")
 def main():
@@ -56,3 +158,4 @@ def main():
 
 
 main.add_command(serve_command)
+main.add_command(demo_command)

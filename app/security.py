@@ -5,11 +5,12 @@ from flask_cors import CORS
 
 # A JSON answer is never a page: nothing in it may load, run or be framed.
 JSON_POLICY = "default-src 'none'; frame-ancestors 'none'"
-# scheme://host[:port], as a browser sends it in the Origin header.
-ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+# scheme://host[:port], as a browser sends it in the Origin header; `:*` stands for any
+# port (http://localhost:* for a front end's development server, wherever it runs).
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5}|:\*)?$")
 # What a browser client may send beyond the simple headers, and what it may read.
 CORS_ALLOW_HEADERS = ["Authorization", "Content-Type", "If-Match", "Idempotency-Key",
-                      "X-Request-Id"]
+                      "X-Request-Id", "Last-Event-ID"]
 CORS_EXPOSE_HEADERS = ["ETag", "Location", "X-Request-Id", "Idempotent-Replayed",
                        "Retry-After", "RateLimit-Limit", "RateLimit-Remaining",
                        "RateLimit-Reset", "X-RateLimit-Limit", "X-RateLimit-Remaining",
@@ -45,9 +46,14 @@ def parse_origins(value):
     for origin in origins:
         if not ORIGIN.match(origin):
             raise ValueError(f"CORS_ORIGINS: {origin!r} is not an origin such as "
-                             "https://app.example.com or http://localhost:3000 "
-                             "(no path, no trailing slash), nor '*'")
-    return origins
+                             "https://app.example.com, http://localhost:3000 or "
+                             "http://localhost:* (no path, no trailing slash), nor '*'")
+    return [any_port(origin) if origin.endswith(":*") else origin for origin in origins]
+
+
+def any_port(origin):
+    """`scheme://host:*` as the pattern Flask-Cors matches origins against."""
+    return re.compile("^" + re.escape(origin[:-2]) + r":[0-9]{1,5}$")
 
 
 def init_security(app):
