@@ -68,7 +68,9 @@ def test_the_wheel_holds_one_import_package(wheel):
     assert tops == {"gensessions", f"gensessions-{__version__}.dist-info"}, tops
     for module in ("gensessions/__init__.py", "gensessions/models/__init__.py",
                    "gensessions/schemas/__init__.py", "gensessions/testing.py",
-                   "gensessions/gunicorn_config.py"):
+                   "gensessions/gunicorn_config.py", "gensessions/client.py",
+                   "gensessions/static/ui/index.html", "gensessions/static/ui/viewer.js",
+                   "gensessions/static/ui/viewer.css", "gensessions/static/ui/favicon.svg"):
         assert module in names
     entry_points = zipfile.ZipFile(wheel).read(
         f"gensessions-{__version__}.dist-info/entry_points.txt").decode()
@@ -92,10 +94,10 @@ def test_it_imports_beside_the_hosts_own_packages(host):
 def test_the_command_lists_every_command(host):
     project, bin_folder = host
     listed = run(str(bin_folder / "gensessions"), "--help", cwd=project).stdout
-    for command in ("serve", "init-db", "migrate", "create-key", "dev-key", "list-keys",
+    for command in ("serve", "demo", "init-db", "migrate", "create-key", "dev-key", "list-keys",
                     "revoke-key", "purge-expired", "purge-status", "openapi"):
         assert re.search(rf"^\s+{command}\s", listed, re.M), (command, listed)
-    for command in ("serve", "create-key", "purge-expired"):
+    for command in ("serve", "demo", "create-key", "purge-expired"):
         assert "Usage: gensessions " + command in run(
             str(bin_folder / "gensessions"), command, "--help", cwd=project).stdout
 
@@ -116,6 +118,8 @@ def test_serve_answers_with_the_installed_version(host, tmp_path):
         server.start()
         with urllib.request.urlopen(server.url + "/v1/openapi.json", timeout=10) as answer:
             document = json.load(answer)
+        with urllib.request.urlopen(server.url + "/ui/assets/viewer.js", timeout=10) as answer:
+            assert b"EventSource" in answer.read()  # the viewer, from the installed package
         key = server.create_key("served_user")
         request = urllib.request.Request(
             server.url + "/v1/products/generation/sessions", data=b"{}", method="POST",
