@@ -77,13 +77,34 @@ def open_stream(session_id, user_id, after):
         raise ApiError(503, "This server holds as many live streams as it can; retry shortly "
                             "(or poll GET .../events with `wait`)",
                        headers={"Retry-After": str(BUSY_SECONDS)})
+    give_back = SlotReturn(slots(app))
     try:
         body = stream_with_context(event_stream(app, session_id, user_id, after,
                                                 app.config))
+        response = app.response_class(body, mimetype="text/event-stream",
+                                      headers=STREAM_HEADERS)
     except BaseException:
-        slots(app).give_back()
+        give_back()
         raise
-    return app.response_class(body, mimetype="text/event-stream", headers=STREAM_HEADERS)
+    # However the stream ends, even before its first byte (a client gone at once): the
+    # server closes the answer, and the slot is free again.
+    response.call_on_close(give_back)
+    return response
+
+
+class SlotReturn:
+    """Gives a stream's slot back, once."""
+
+    def __init__(self, held):
+        self.held = held
+        self._once = threading.Lock()
+        self.done = False
+
+    def __call__(self):
+        with self._once:
+            if not self.done:
+                self.done = True
+                self.held.give_back()
 
 
 @contextmanager
@@ -138,9 +159,9 @@ def release_connection():
 def event_stream(app, session_id, user_id, after, settings):
     """The stream's messages (bytes), from `after` on; see the module's docstring.
 
-    Runs while the request's context is kept (stream_with_context); frees its slot and
-    stops following the session when it ends, however it ends (a client that went away
-    ends it at the next write).
+    Runs while the request's context is kept (stream_with_context); stops following the
+    session when it ends, however it ends (a client that went away ends it at the next
+    write). Its slot goes back when the server closes the answer (open_stream).
     """
     follow = watcher(app)
     follower = follow.follow(session_id)
@@ -180,5 +201,4 @@ def event_stream(app, session_id, user_id, after, settings):
                     last_write = time.monotonic()
     finally:
         follow.unfollow(follower)
-        slots(app).give_back()
         release_connection()
