@@ -4,11 +4,17 @@ the test databases in databases.py.
 
     from helpers import SESSIONS, assert_error, bearer
 """
+import http.client
+import json
 import os
 import pathlib
+import queue
 import re
+import socket
+import threading
 import time
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -169,6 +175,218 @@ def all_events(http, base_url, session_id, headers=None, timeout=TIMEOUT):
         after = page["data"][-1]["sequence"]
 
 
+def assert_http_error(response, status, code=None, path=None):
+    """assert_error for an answer of a real server (a `requests` Response)."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["Content-Type"].startswith("application/json"), response.headers
+    assert "X-Request-Id" in response.headers
+    body = response.json()
+    assert isinstance(body.get("error"), str) and body["error"]
+    if code is not None:
+        matches = [d for d in body["details"]
+                   if d["code"] == code and (path is None or d["path"] == path)]
+        assert matches, body
+        return matches[0]
+    return body
+
+
+# --- a real server's access log -------------------------------------------------------------
+
+def access_lines(log):
+    """The access lines (dicts) in a server's log text."""
+    return [json.loads(line) for line in log.splitlines() if line.startswith('{"method"')]
+
+
+def logged_request(server, request_id, seconds=5):
+    """The access line of the request that sent (or got) `request_id`, from `server.log()`.
+    (The line is written before the answer leaves, so it is there once the answer is.)"""
+    def find():
+        return next((line for line in access_lines(server.log())
+                     if line["request_id"] == request_id), None)
+    return wait_until(find, seconds, f"the access line of request {request_id}")
+
+
+def request_id():
+    """A fresh X-Request-Id, to find a request's access line (and its worker's pid)."""
+    return f"test-{os.urandom(8).hex()}"
+
+
+# --- Server-Sent Events from a real server --------------------------------------------------
+
+def stream_url(base_url, session_id, **query):
+    """The URL of a session's event stream on a real server, with `query` (None left out)."""
+    query = {name: value for name, value in query.items() if value is not None}
+    return (f"{base_url}{SESSIONS}/{session_id}/events/stream"
+            + (f"?{urlencode(query)}" if query else ""))
+
+
+class EventStream:
+    """One GET of an event stream (`text/event-stream`), read by a thread as it arrives, so
+    that a test waits for what comes with a deadline.
+
+        with EventStream(stream_url(server.url, session_id), bearer(key)) as stream:
+            assert stream.status == 200
+            events = stream.read_events(3)        # the next 3 events (dicts), in order
+
+    `status`, `headers` (case-insensitive) and, when the answer is no stream, `body`. Each
+    message ("block": the lines up to a blank line) is a dict: `event`, `id`, `data` (its
+    data lines joined, None without any), `retry`, `comments` (the text of `:` lines), and
+    `at` (time.monotonic() when it was read). `lines` keeps every line as received.
+    `closed_at` is when the server's end of the connection closed (None while open).
+    """
+
+    # Streams not closed yet: close_all() ends them (a test that fails half-way).
+    opened = set()
+
+    def __init__(self, url, headers=None, timeout=TIMEOUT):
+        parts = urlsplit(url)
+        self.connection = http.client.HTTPConnection(parts.hostname, parts.port,
+                                                     timeout=timeout)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        self.opened_at = time.monotonic()
+        self.connection.request("GET", target,
+                                headers={"Accept": "text/event-stream", **(headers or {})})
+        self.socket = self.connection.sock
+        self.response = self.connection.getresponse()
+        self.status = self.response.status
+        self.headers = self.response.headers
+        self.lines = []
+        self.body = None
+        self.closed_at = None
+        self._blocks = queue.Queue()
+        self._over = False
+        self._thread = None
+        if self.status == 200 and self.headers.get("Content-Type", "").startswith(
+                "text/event-stream"):
+            EventStream.opened.add(self)
+            self._thread = threading.Thread(target=self._read, daemon=True,
+                                            name="test-event-stream")
+            self._thread.start()
+        else:
+            self.body = self.response.read()
+            self.closed_at = time.monotonic()
+            self.response.close()
+            self.connection.close()
+
+    @classmethod
+    def close_all(cls):
+        for stream in list(cls.opened):
+            stream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def json(self):
+        """The answer's body as JSON, when it was no stream (an error)."""
+        return json.loads(self.body)
+
+    def _read(self):
+        block = {}
+        try:
+            while True:
+                raw = self.response.readline()
+                if not raw:
+                    return
+                line = raw.decode("utf-8").rstrip("\r\n")
+                self.lines.append(line)
+                if not line:  # a blank line ends a message
+                    if block:
+                        block["at"] = time.monotonic()
+                        data = block.get("data")
+                        block["data"] = "\n".join(data) if data is not None else None
+                        self._blocks.put(block)
+                    block = {}
+                    continue
+                field, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if not field:
+                    block.setdefault("comments", []).append(value)
+                elif field == "data":
+                    block.setdefault("data", []).append(value)
+                else:
+                    block[field] = value
+        except (OSError, ValueError, http.client.HTTPException):
+            return  # closed by close(), or reset
+        finally:
+            self.closed_at = time.monotonic()
+            self._blocks.put(None)
+            self.response.close()
+
+    def next_block(self, seconds=TIMEOUT):
+        """The next message (a dict, see the class), or None once the stream has closed;
+        fails after `seconds` with neither."""
+        if self._over:
+            return None
+        try:
+            block = self._blocks.get(timeout=seconds)
+        except queue.Empty:
+            pytest.fail(f"no message and no close within {seconds}s; lines so far: "
+                        f"{self.lines[-10:]}")
+        if block is None:
+            self._over = True
+        return block
+
+    def read_events(self, count, seconds=TIMEOUT):
+        """The next `count` events (their data as dicts), skipping comments and `retry:`;
+        fails if the stream ends (`end`, `gone`, closed) or `seconds` pass first. Each event's
+        message must have `id: <sequence>` and no `event:` field."""
+        deadline = time.monotonic() + seconds
+        events = []
+        while len(events) < count:
+            block = self.next_block(max(0.0, deadline - time.monotonic()))
+            assert block is not None, f"closed after {len(events)} of {count} events"
+            if block["data"] is None:
+                continue
+            assert "event" not in block, (block, events)
+            event = json.loads(block["data"])
+            assert block["id"] == str(event["sequence"]), block
+            events.append(event)
+        return events
+
+    def events_until_keep_alive(self, seconds=TIMEOUT):
+        """The events (dicts) sent before the next keep-alive comment: what a replay held,
+        when nothing is appended meanwhile."""
+        deadline = time.monotonic() + seconds
+        events = []
+        while True:
+            block = self.next_block(max(0.0, deadline - time.monotonic()))
+            assert block is not None, f"closed after {len(events)} events, before a keep-alive"
+            if "keep-alive" in block.get("comments", ()):
+                assert block["data"] is None, block
+                return events
+            if block["data"] is not None:
+                assert "event" not in block, block
+                event = json.loads(block["data"])
+                assert block["id"] == str(event["sequence"]), block
+                events.append(event)
+
+    def read_to_close(self, seconds=TIMEOUT):
+        """Every message until the server closes the stream; fails if it has not within
+        `seconds`."""
+        deadline = time.monotonic() + seconds
+        blocks = []
+        while True:
+            block = self.next_block(max(0.0, deadline - time.monotonic()))
+            if block is None:
+                return blocks
+            blocks.append(block)
+
+    def close(self):
+        """Close our end (the reader thread stops)."""
+        EventStream.opened.discard(self)
+        try:
+            self.socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        if self._thread is not None:
+            self._thread.join(5)
+        self.connection.close()
+        self.socket.close()
+
+
 # --- the database, through the models -------------------------------------------------------
 
 def start(now, ttl, events=0, user_id="user_1"):
@@ -209,7 +427,8 @@ def create_key(runner, *options):
 
 __all__ = ["ACCESS", "CI", "DAY", "JSON_HEADERS", "KEY_PATTERN", "NON_TERMINAL", "NOW", "QUIET",
            "ROOT", "RUN_LINE", "SESSIONS", "STATUSES", "TERMINAL", "TIMEOUT", "TIMESTAMP",
-           "TIMESTAMP_TEXT", "Clock", "all_events", "assert_error", "bearer", "create_key",
-           "events_url", "free_port", "invoke", "invoke_ok", "iso", "issue_key", "nest",
-           "new_app", "poll", "public_id", "raw_key", "secret_of", "session_ids",
-           "session_url", "start", "wait_until"]
+           "TIMESTAMP_TEXT", "Clock", "EventStream", "access_lines", "all_events",
+           "assert_error", "assert_http_error", "bearer", "create_key", "events_url",
+           "free_port", "invoke", "invoke_ok", "iso", "issue_key", "logged_request", "nest",
+           "new_app", "poll", "public_id", "raw_key", "request_id", "secret_of",
+           "session_ids", "session_url", "start", "stream_url", "wait_until"]
