@@ -13,10 +13,12 @@ import re
 import socket
 import threading
 import time
+from calendar import timegm
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+import requests
 
 from gensessions import create_app
 from gensessions.db import connected
@@ -387,6 +389,108 @@ class EventStream:
         self.socket.close()
 
 
+# --- a real server's API, as the live tests call it -------------------------------------
+
+class Api:
+    """A server (servers.GunicornServer) and one user's key (a new one made with the CLI
+    unless given), with the requests the tests make. Every request sends its own
+    X-Request-Id, so its access line (and worker) can be found; `anonymous` ones send no
+    Authorization."""
+
+    def __init__(self, server, user_id="live_user", scope="write", key=None):
+        self.server, self.url = server, server.url
+        self.user_id = user_id
+        self.key = key or server.create_key(user_id, scope=scope)
+        self.headers = bearer(self.key)
+
+    def call(self, method, path, http=requests, headers=None, expect=None, anonymous=False,
+             **kwargs):
+        sent = {} if anonymous else dict(self.headers)
+        sent.update({"X-Request-Id": request_id(), **(headers or {})})
+        response = http.request(method, self.url + path, timeout=TIMEOUT, headers=sent,
+                                **kwargs)
+        if expect is not None:
+            assert response.status_code == expect, (response.status_code, response.text)
+        return response
+
+    def new_session(self):
+        return self.call("POST", SESSIONS, json={}, expect=201).json()
+
+    def append(self, session_id, message, http=requests, **headers):
+        return self.call("POST", events_url(session_id), http=http, headers=headers,
+                         json={"type": "progress", "message": message}, expect=201).json()
+
+    def set_status(self, session_id, status, http=requests):
+        return self.call("PATCH", session_url(session_id), http=http,
+                         json={"status": status}, expect=200).json()
+
+    def events(self, session_id):
+        page = self.call("GET", events_url(session_id) + "?limit=1000", expect=200).json()
+        assert not page["pagination"]["hasMore"]
+        return page["data"]
+
+    def stream(self, session_id, headers=None, anonymous=False, **query):
+        sent = {} if anonymous else dict(self.headers)
+        sent.update({"X-Request-Id": request_id(), **(headers or {})})
+        return EventStream(stream_url(self.url, session_id, **query), sent)
+
+    def pid(self, answer):
+        """The pid of the worker that answered (a requests Response or an EventStream)."""
+        return logged_request(self.server, answer.headers["X-Request-Id"])["pid"]
+
+    def workers(self):
+        """The master's worker processes, now."""
+        master = self.server.process.pid
+        with open(f"/proc/{master}/task/{master}/children") as children:
+            return {int(pid) for pid in children.read().split()}
+
+    def through(self, pid):
+        """A requests.Session whose keep-alive connection is served by worker `pid`."""
+        for _ in range(60):
+            http = requests.Session()
+            if self.pid(self.call("GET", "/healthz", http=http, expect=200)) == pid:
+                return http
+            http.close()
+        pytest.fail(f"no connection reached worker {pid} in 60 tries")
+
+    def append_via(self, pid, session_id, message):
+        """Append an event through worker `pid` (checked in the access log)."""
+        with self.through(pid) as http:
+            response = self.call("POST", events_url(session_id), http=http,
+                                 json={"type": "progress", "message": message}, expect=201)
+        assert self.pid(response) == pid
+        return response.json()
+
+
+def streams_on_both_workers(api, session_id, anonymous=False, **query):
+    """{pid: an open stream of the session served by that worker}, for both workers (a
+    new connection lands on either; extra ones are closed)."""
+    streams = {}
+    for _ in range(60):
+        stream = api.stream(session_id, anonymous=anonymous, **query)
+        assert stream.status == 200, stream.body
+        pid = api.pid(stream)
+        if pid in streams:
+            stream.close()
+        else:
+            streams[pid] = stream
+        if len(streams) == 2:
+            assert set(streams) == api.workers()
+            return streams
+    pytest.fail("60 streams all landed on one worker")
+
+
+def wall(monotonic):
+    """A time.monotonic() reading as epoch seconds."""
+    return monotonic + time.time() - time.monotonic()
+
+
+def epoch(timestamp):
+    """The contract's timestamp text as epoch seconds."""
+    seconds = timegm(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S"))
+    return seconds + int(timestamp[20:23]) / 1000
+
+
 # --- the database, through the models -------------------------------------------------------
 
 def start(now, ttl, events=0, user_id="user_1"):
@@ -427,8 +531,9 @@ def create_key(runner, *options):
 
 __all__ = ["ACCESS", "CI", "DAY", "JSON_HEADERS", "KEY_PATTERN", "NON_TERMINAL", "NOW", "QUIET",
            "ROOT", "RUN_LINE", "SESSIONS", "STATUSES", "TERMINAL", "TIMEOUT", "TIMESTAMP",
-           "TIMESTAMP_TEXT", "Clock", "EventStream", "access_lines", "all_events",
-           "assert_error", "assert_http_error", "bearer", "create_key", "events_url",
+           "TIMESTAMP_TEXT", "Api", "Clock", "EventStream", "access_lines", "all_events",
+           "assert_error", "assert_http_error", "bearer", "create_key", "epoch", "events_url",
            "free_port", "invoke", "invoke_ok", "iso", "issue_key", "logged_request", "nest",
            "new_app", "poll", "public_id", "raw_key", "request_id", "secret_of",
-           "session_ids", "session_url", "start", "stream_url", "wait_until"]
+           "session_ids", "session_url", "start", "stream_url", "streams_on_both_workers",
+           "wait_until", "wall"]

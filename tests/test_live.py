@@ -14,16 +14,15 @@ import os
 import signal
 import threading
 import time
-from calendar import timegm
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
 from gensessions.client import follow
-from helpers import (SESSIONS, TIMEOUT, EventStream, access_lines, assert_http_error, bearer,
-                     events_url, logged_request, request_id, session_url, stream_url,
-                     wait_until)
+from helpers import (TIMEOUT, Api, EventStream, access_lines, assert_http_error, epoch,
+                     events_url, request_id, session_url, stream_url, streams_on_both_workers,
+                     wait_until, wall)
 from servers import start_gunicorn
 
 HEARTBEAT = 1
@@ -33,100 +32,6 @@ SLACK = 0.5
 # The main server: quiet streams send a keep-alive every second; streams stay open long
 # enough for any test here.
 SETTINGS = {"STREAM_HEARTBEAT_SECONDS": HEARTBEAT, "STREAM_MAX_SECONDS": 30, "STREAM_MAX": 20}
-
-
-class Api:
-    """A server and one user's write key, with the requests the tests make. Every request
-    sends its own X-Request-Id, so its access line (and worker) can be found."""
-
-    def __init__(self, server, user_id="live_user"):
-        self.server, self.url = server, server.url
-        self.user_id = user_id
-        self.key = server.create_key(user_id)
-        self.headers = bearer(self.key)
-
-    def call(self, method, path, http=requests, headers=None, expect=None, **kwargs):
-        response = http.request(method, self.url + path, timeout=TIMEOUT, headers={
-            **self.headers, "X-Request-Id": request_id(), **(headers or {})}, **kwargs)
-        if expect is not None:
-            assert response.status_code == expect, (response.status_code, response.text)
-        return response
-
-    def new_session(self):
-        return self.call("POST", SESSIONS, json={}, expect=201).json()
-
-    def append(self, session_id, message, http=requests, **headers):
-        return self.call("POST", events_url(session_id), http=http, headers=headers,
-                         json={"type": "progress", "message": message}, expect=201).json()
-
-    def set_status(self, session_id, status, http=requests):
-        return self.call("PATCH", session_url(session_id), http=http,
-                         json={"status": status}, expect=200).json()
-
-    def events(self, session_id):
-        page = self.call("GET", events_url(session_id) + "?limit=1000", expect=200).json()
-        assert not page["pagination"]["hasMore"]
-        return page["data"]
-
-    def stream(self, session_id, headers=None, **query):
-        return EventStream(stream_url(self.url, session_id, **query),
-                           {**self.headers, "X-Request-Id": request_id(), **(headers or {})})
-
-    def pid(self, answer):
-        """The pid of the worker that answered (a requests Response or an EventStream)."""
-        return logged_request(self.server, answer.headers["X-Request-Id"])["pid"]
-
-    def workers(self):
-        """The master's worker processes, now."""
-        master = self.server.process.pid
-        with open(f"/proc/{master}/task/{master}/children") as children:
-            return {int(pid) for pid in children.read().split()}
-
-    def through(self, pid):
-        """A requests.Session whose keep-alive connection is served by worker `pid`."""
-        for _ in range(60):
-            http = requests.Session()
-            if self.pid(self.call("GET", "/healthz", http=http, expect=200)) == pid:
-                return http
-            http.close()
-        pytest.fail(f"no connection reached worker {pid} in 60 tries")
-
-    def append_via(self, pid, session_id, message):
-        """Append an event through worker `pid` (checked in the access log)."""
-        with self.through(pid) as http:
-            response = self.call("POST", events_url(session_id), http=http,
-                                 json={"type": "progress", "message": message}, expect=201)
-        assert self.pid(response) == pid
-        return response.json()
-
-
-def streams_on_both_workers(api, session_id, **query):
-    """{pid: an open stream of the session served by that worker}, for both workers (a
-    new connection lands on either; extra ones are closed)."""
-    streams = {}
-    for _ in range(60):
-        stream = api.stream(session_id, **query)
-        assert stream.status == 200, stream.body
-        pid = api.pid(stream)
-        if pid in streams:
-            stream.close()
-        else:
-            streams[pid] = stream
-        if len(streams) == 2:
-            assert set(streams) == api.workers()
-            return streams
-    pytest.fail("60 streams all landed on one worker")
-
-
-def wall(monotonic):
-    """A time.monotonic() reading as epoch seconds."""
-    return monotonic + time.time() - time.monotonic()
-
-
-def epoch(timestamp):
-    """The contract's timestamp text as epoch seconds."""
-    seconds = timegm(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S"))
-    return seconds + int(timestamp[20:23]) / 1000
 
 
 def session_json(api, session_id):
