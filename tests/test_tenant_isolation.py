@@ -10,21 +10,28 @@ same status (404), same JSON, same headers but `X-Request-Id`. Bodies the endpoi
 (an empty PATCH, a field the client may not set, an invalid event) may be refused before the
 session is looked up (400), but again exactly as on an id that names nothing. B's read-scope
 key gets the same answers as B's write key on GETs. A's session and events are unchanged by
-the walk.
+the walk. Long polls (`wait`) and streams (`Last-Event-ID`) are walked too, and B's answer on
+A's session never waits. B's stream token (for B's own session) opens none of A's: on every
+route, as `access_token`, it gets what it gets on an id that names nothing.
 
 Then the routes without a session id: B's list (with and without a status filter) never shows
 A's sessions and counts none, and A's `nextCursor` used by B shows none of A's sessions.
 """
 import secrets
+import time
 
 from gensessions.models.session import is_id, new_id
 from helpers import SESSIONS, STATUSES
 
 SESSION = SESSIONS + "/<session_id>"
 EVENTS = SESSION + "/events"
+STREAM = EVENTS + "/stream"
+STREAM_TOKENS = SESSION + "/stream-tokens"
 # The (route, method) pairs the walk must reach, whatever else the app grows.
 REQUIRED = {(SESSION, "GET"), (SESSION, "PATCH"), (SESSION, "DELETE"),
-            (EVENTS, "POST"), (EVENTS, "GET")}
+            (EVENTS, "POST"), (EVENTS, "GET"), (STREAM, "GET"), (STREAM_TOKENS, "POST")}
+# Seconds B's answer on A's session may take: a long poll must not wait for A's events.
+PROMPT_SECONDS = 1
 # A body valid for each endpoint (a route added later gets its method's default).
 BODIES = {
     "api.sessions.update_session": {"status": "planning", "prd": {"owner": "user_2"}},
@@ -78,7 +85,15 @@ def variants(rule, method, etag, event_id):
                   for label, invalid in INVALID_BODIES.get(rule.endpoint, [])]
     if method == "GET":
         found += [("after-event-id", f"?after={event_id}", None, {}, True),
-                  ("after-sequence", "?after=1&limit=1", None, {}, True)]
+                  ("after-sequence", "?after=1&limit=1", None, {}, True),
+                  ("wait", "?wait=2", None, {}, True),
+                  ("wait-after-event-id", f"?after={event_id}&wait=2", None, {}, True),
+                  ("wait-after-sequence", "?after=1&wait=2", None, {}, True),
+                  ("last-event-id", "", None, {"Last-Event-ID": "0"}, True),
+                  ("last-event-id-and-after", f"?after={event_id}", None,
+                   {"Last-Event-ID": "1"}, True),
+                  # Refused as malformed on the stream (400), before any lookup.
+                  ("last-event-id-malformed", "", None, {"Last-Event-ID": "x"}, False)]
     return found
 
 
@@ -130,8 +145,11 @@ def test_every_session_route_answers_another_users_session_like_a_missing_one(
         covered.add((rule.rule, method))
         for label, query, body, headers, valid in variants(rule, method, etag, event_id):
             what = f"{method} {rule.rule}{query} [{label}]"
+            started = time.monotonic()
             foreign = call(client, rule, method, victim["id"], query, body, headers,
                            other_headers)
+            if time.monotonic() - started > PROMPT_SECONDS:
+                mismatches.append(f"{what}: B's answer on A's session waited")
             answers += 1
             if foreign.status_code not in ((404,) if valid else (400, 404)):
                 mismatches.append(f"{what}: B got {foreign.status_code} on A's session: "
@@ -157,6 +175,47 @@ def test_every_session_route_answers_another_users_session_like_a_missing_one(
     after = state_of(client, victim["id"], auth_headers)
     assert after == before
     assert [item["message"] for item in after[2]["data"]] == ["A's"]
+
+
+def test_another_users_stream_token_opens_none_of_their_sessions(
+        client, auth_headers, other_headers, create_session):
+    """B's stream token, for B's own session, as `access_token` on every route of A's
+    session: exactly what it gets on ids that name nothing (404 on the stream, 401 where
+    no stream token is taken). A's session and events are unchanged."""
+    app = client.application
+    victim = create_session({"prd": {"name": "secret"}})
+    assert client.post(f"{SESSIONS}/{victim['id']}/events", json={"type": "info"},
+                       headers=auth_headers).status_code == 201
+    before = state_of(client, victim["id"], auth_headers)
+    own = create_session(headers=other_headers)["id"]
+    issued = client.post(f"{SESSIONS}/{own}/stream-tokens", headers=other_headers)
+    assert issued.status_code == 201, issued.json
+    token = issued.json["token"]
+    stream = client.get(f"{SESSIONS}/{own}/events/stream?access_token={token}",
+                        buffered=False)
+    assert stream.status_code == 200  # the token is good for B's own session
+    stream.close()
+    deleted = create_session(headers=other_headers)["id"]
+    assert client.delete(f"{SESSIONS}/{deleted}", headers=other_headers).status_code == 204
+    mismatches, statuses = [], {}
+    for rule, method in session_routes(app):
+        for label, query, body, headers, valid in variants(rule, method, before[1],
+                                                           "evt_" + "x" * 22):
+            query = (query + "&" if query else "?") + f"access_token={token}"
+            what = f"{method} {rule.rule}{query[:40]}... [{label}]"
+            foreign = call(client, rule, method, victim["id"], query, body, headers, {})
+            statuses.setdefault(rule.rule, set()).add(foreign.status_code)
+            for missing in (deleted, new_id("sess_")):
+                other = call(client, rule, method, missing, query, body, headers, {})
+                if snapshot(other) != snapshot(foreign):
+                    mismatches.append(f"{what}: A's session {snapshot(foreign)} != "
+                                      f"missing {missing} {snapshot(other)}")
+            if token in foreign.get_data(as_text=True):
+                mismatches.append(f"{what}: the token is in the answer")
+    assert not mismatches, "\n".join(mismatches)
+    assert statuses[STREAM] <= {404, 400}, statuses
+    assert all(found <= {401} for path, found in statuses.items() if path != STREAM), statuses
+    assert state_of(client, victim["id"], auth_headers) == before
 
 
 def test_session_routes_are_read_from_the_url_map(app):
