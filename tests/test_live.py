@@ -180,6 +180,9 @@ def test_end_follows_the_status_change_with_the_session_then_the_stream_closes(a
     pids = sorted(api.workers())
     with api.stream(session_id) as stream:
         assert [e["sequence"] for e in stream.read_events(1)] == [1]
+        # Once a keep-alive came, the watchers have seen the session as it is now: only
+        # noticing the change below can wake the stream.
+        assert stream.events_until_keep_alive(HEARTBEAT + 3) == []
         other = next(pid for pid in pids if pid != api.pid(stream))
         with api.through(other) as http:
             api.set_status(session_id, "assembling", http)  # not terminal: goes on
@@ -240,6 +243,7 @@ def test_gone_within_the_heartbeat_of_a_delete_through_the_other_worker_then_404
     streams = streams_on_both_workers(api, session_id)
     for stream in streams.values():
         assert len(stream.read_events(1)) == 1
+        assert stream.events_until_keep_alive(HEARTBEAT + 3) == []  # (see the end's test)
     with api.through(min(streams)) as http:
         api.call("DELETE", session_url(session_id), http=http, expect=204)
     deleted_at = time.monotonic()
