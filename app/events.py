@@ -7,9 +7,8 @@ from .schemas import event_create_schema, event_list_query, event_page_schema, e
 
 from .auth import require_scope
 from . import clock
-from .http import use_body, use_query
+from .http import answers, use_body, use_query
 from .idempotency import idempotent
-from .openapi import answers
 from .streaming import wait_for_events
 
 bp = Blueprint("events", __name__, url_prefix="/products/generation/sessions/<session_id>/events")

@@ -6,7 +6,7 @@ from .schemas import health_schema
 
 from . import clock
 from .errors import ApiError
-from .openapi import answers
+from .http import answers
 
 bp = Blueprint("health", __name__)
 bp.openapi_tag = "operations"

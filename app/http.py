@@ -1,13 +1,16 @@
-"""HTTP plumbing: strict JSON in, orjson out, validated input for views, request ids."""
+"""HTTP plumbing: strict JSON in, orjson out; the decorators that hand a view its validated
+input and make its answer (both documented by app/openapi.py); request ids."""
 import json
 import re
 import random
 from functools import wraps
 
 import orjson
-from flask import request
+from marshmallow import Schema
+from flask import current_app, request
 from flask.json.provider import JSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.wrappers import Response
 
 from .errors import ApiError, validation_error
 
@@ -218,3 +221,58 @@ def request_id_of(environ):
 def register_http(app):
     """Install the JSON provider on the app."""
     app.json = OrjsonProvider(app)
+
+
+def answers(status, schema=None, *, description="", headers=(), example=None, links=None,
+            errors=None, more_errors=(), media_type="application/json", also=None):
+    """Decorator: the view's success answer, made here and documented.
+
+    The view returns what to send: an object (a model, a dict) or (object, headers).
+    This dumps the object with `schema` (a marshmallow schema; a dict is an OpenAPI
+    schema for a value sent as it is; None sends no body) and answers it with
+    `status`, adding the headers. A view that makes its own Response (a stream, say,
+    with `media_type="text/event-stream"`) returns it, and it is sent as it is. Options:
+
+    - `description`, `headers` (names of the success headers, from HEADERS), `example`,
+      `media_type` of the documented answer;
+    - `links`: {path parameter: runtime expression}, e.g. {"session_id":
+      "$response.body#/id"}: a link to every operation that takes that parameter;
+    - `errors` replaces the error statuses otherwise derived from the view's decorators
+      and blueprints; `more_errors` adds to them (e.g. 409 for a refused transition);
+    - `also`: {status: description} of other successful answers without a body (a 204).
+
+    Order: put it below `@idempotent`, which keeps the answer made here (the
+    decorators check this), and above `@use_body` / `@use_query` / `@use_if_match`,
+    which hand the view its input (their order among themselves does not matter).
+    """
+    dump = schema.dump if isinstance(schema, Schema) else None
+
+    def decorator(view):
+        info = openapi_info(view)
+        if info.get("idempotent"):
+            raise TypeError(f"{view.__name__}: put @answers below @idempotent")
+
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            result, extra = view(*args, **kwargs), None
+            if isinstance(result, Response):
+                return result
+            if isinstance(result, tuple):
+                result, extra = result
+            if schema is None:
+                response = current_app.response_class(status=status)
+            else:
+                response = current_app.json.response(dump(result) if dump else result)
+                response.status_code = status
+            if extra:
+                response.headers.update(extra)
+            return response
+        info = openapi_info(wrapper)
+        info["success"] = dict(status=status, schema=schema, headers=headers,
+                               description=description, example=example, links=links,
+                               media_type=media_type, also=also or {})
+        if errors is not None:
+            info["errors"] = set(errors)
+        info["more_errors"] = set(more_errors)
+        return wrapper
+    return decorator

@@ -9,8 +9,7 @@ from .schemas import event_stream_query, stream_token_schema
 from . import clock
 from .auth import stream_tokens_accepted
 from .errors import validation_error
-from .http import openapi_info, use_query
-from .openapi import answers
+from .http import answers, openapi_info, use_query
 from .schemas.session import SequenceNumber
 from .streaming import open_stream
 

@@ -2,7 +2,7 @@
 
 Views carry what the document needs as attributes set by their decorators
 (`use_body`, `use_query`, `use_if_match`, `require_scope`, `idempotent`, and
-`answers` here); `build_spec` walks the app's URL map and turns each view into an
+`answers`, app/http.py); `build_spec` walks the app's URL map and turns each view into an
 operation, adding the error answers its decorators and its blueprints make possible.
 Everything else comes from the blueprints themselves: an operation's tag is its
 blueprint's name (or `openapi_tag`) and the tag's description the blueprint's
@@ -13,15 +13,13 @@ blueprint it is in authenticates (app/api.py), may answer 429 when one is
 import inspect
 import re
 import sys
-from functools import wraps
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, current_app
 from flask_swagger_ui import get_swaggerui_blueprint
-from marshmallow import Schema, fields
+from marshmallow import fields
 from werkzeug.exceptions import MethodNotAllowed
-from werkzeug.wrappers import Response
 
 from .models.session import ID_PATTERN
 from .schemas import error_schema
@@ -30,7 +28,7 @@ from .schemas.errors import ValidationErrorSchema
 
 from . import __version__
 from .auth import authenticate
-from .http import IF_MATCH, blueprint_chain, blueprint_setting, openapi_info
+from .http import IF_MATCH, answers, blueprint_chain, blueprint_setting, openapi_info
 from .idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 from .ratelimit import is_rate_limited
 
@@ -46,61 +44,6 @@ bp.without_database = docs_bp.without_database = True
 bp.openapi_tag = "operations"
 # The page is no operation of the API.
 docs_bp.in_openapi = False
-
-
-def answers(status, schema=None, *, description="", headers=(), example=None, links=None,
-            errors=None, more_errors=(), media_type="application/json", also=None):
-    """Decorator: the view's success answer, made here and documented.
-
-    The view returns what to send: an object (a model, a dict) or (object, headers).
-    This dumps the object with `schema` (a marshmallow schema; a dict is an OpenAPI
-    schema for a value sent as it is; None sends no body) and answers it with
-    `status`, adding the headers. A view that makes its own Response (a stream, say,
-    with `media_type="text/event-stream"`) returns it, and it is sent as it is. Options:
-
-    - `description`, `headers` (names of the success headers, from HEADERS), `example`,
-      `media_type` of the documented answer;
-    - `links`: {path parameter: runtime expression}, e.g. {"session_id":
-      "$response.body#/id"}: a link to every operation that takes that parameter;
-    - `errors` replaces the error statuses otherwise derived from the view's decorators
-      and blueprints; `more_errors` adds to them (e.g. 409 for a refused transition);
-    - `also`: {status: description} of other successful answers without a body (a 204).
-
-    Order: put it below `@idempotent`, which keeps the answer made here (the
-    decorators check this), and above `@use_body` / `@use_query` / `@use_if_match`,
-    which hand the view its input (their order among themselves does not matter).
-    """
-    dump = schema.dump if isinstance(schema, Schema) else None
-
-    def decorator(view):
-        info = openapi_info(view)
-        if info.get("idempotent"):
-            raise TypeError(f"{view.__name__}: put @answers below @idempotent")
-
-        @wraps(view)
-        def wrapper(*args, **kwargs):
-            result, extra = view(*args, **kwargs), None
-            if isinstance(result, Response):
-                return result
-            if isinstance(result, tuple):
-                result, extra = result
-            if schema is None:
-                response = current_app.response_class(status=status)
-            else:
-                response = current_app.json.response(dump(result) if dump else result)
-                response.status_code = status
-            if extra:
-                response.headers.update(extra)
-            return response
-        info = openapi_info(wrapper)
-        info["success"] = dict(status=status, schema=schema, headers=headers,
-                               description=description, example=example, links=links,
-                               media_type=media_type, also=also or {})
-        if errors is not None:
-            info["errors"] = set(errors)
-        info["more_errors"] = set(more_errors)
-        return wrapper
-    return decorator
 
 
 DESCRIPTION = """\

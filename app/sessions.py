@@ -9,9 +9,8 @@ from .schemas import (encode_cursor, session_create_schema, session_detail_schem
 
 from .auth import require_scope
 from . import clock
-from .http import use_body, use_if_match, use_query
+from .http import answers, use_body, use_if_match, use_query
 from .idempotency import idempotent
-from .openapi import answers
 
 bp = Blueprint("sessions", __name__, url_prefix="/products/generation/sessions")
 

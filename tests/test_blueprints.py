@@ -14,7 +14,8 @@ from gensessions import api, create_app
 from gensessions.http import use_body
 from gensessions.idempotency import idempotent
 from gensessions.models import ApiKey, db
-from gensessions.openapi import answers, build_spec
+from gensessions.http import answers
+from gensessions.openapi import build_spec
 
 WIDGETS = "/v1/widgets"
 
