@@ -111,6 +111,38 @@ def test_the_stream_is_server_sent_events_with_the_contracts_headers(api):
         assert ": keep-alive" in stream.lines
 
 
+def test_a_replay_longer_than_a_page_comes_whole_in_order_then_live(api):
+    """The stream reads 500 events at a time from the database."""
+    session_id = api.new_session()["id"]
+
+    def append_many(writer):
+        with requests.Session() as http:
+            for n in range(writer, 501, 4):
+                api.append(session_id, f"{n}", http=http)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(append_many, range(4)))
+    logged = api.events(session_id)
+    assert len(logged) == 501
+    with api.stream(session_id) as whole, api.stream(session_id, after="499") as tail:
+        assert whole.read_events(501, 15) == logged
+        assert tail.read_events(2) == logged[499:]
+        live = api.append(session_id, "live")
+        assert whole.read_events(1, 5) == [live] == tail.read_events(1, 5)
+
+
+def test_events_of_any_text_are_one_data_line_each(api):
+    session_id = api.new_session()["id"]
+    appended = [api.call("POST", events_url(session_id), expect=201, json=body).json()
+                for body in ({"type": "info", "message": "two\nlines\r\nand\rmore\n\n"},
+                             {"type": "info", "message": "data: id: 9\n\nevent: end\n"},
+                             {"type": "info", "message": "\u2028\u2029\x85 \u00e9\u6f22 \U0001f600",
+                              "payload": {"nested": {"text": "\n\n", "list": [1, None]}}},
+                             {"type": "x" * 64, "message": "m" * 10_000})]
+    with api.stream(session_id) as stream:
+        assert stream.read_events(4) == appended == api.events(session_id)
+    assert len([line for line in stream.lines if line.startswith("data: ")]) == 4
+
+
 def test_resume_by_last_event_id_and_by_after(api):
     session_id = api.new_session()["id"]
     logged = [api.append(session_id, str(n)) for n in range(1, 6)]
@@ -340,6 +372,10 @@ def crowded(tmp_path_factory):
 def test_past_stream_max_per_worker_503_while_ordinary_requests_answer_promptly(crowded):
     api = crowded
     session_id = api.new_session()["id"]
+    # A HEAD of the stream answers at once and holds no slot (the rest counts them all).
+    for _ in range(6):
+        head = api.call("HEAD", events_url(session_id) + "/stream")
+        assert head.status_code == 200 and head.content == b""
     held, refused = {pid: [] for pid in api.workers()}, set()
     try:
         for _ in range(80):
