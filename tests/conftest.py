@@ -81,7 +81,8 @@ def conn(app):
 @pytest.fixture
 def make_app(tmp_path):
     """create_app on tmp_path/test.db (QUIET, then the settings given), any number of times;
-    every app's database is closed after the test."""
+    every app's database is closed after the test. A DATABASE_URL among the settings
+    replaces the file (e.g. one in a folder that does not exist: every query fails)."""
     made = []
 
     def make(**settings):

@@ -3,19 +3,18 @@
 the credential, is rate-limited and is in the OpenAPI document under a tag of its own.
 Also: @answers makes the answer, and the decorators refuse an order that would break it.
 
-The apps here are made by this file (their RATE_LIMIT differs from the `app` fixture's);
-`issue_key` is a local helper.
+The apps here come from the `make_app` fixture, rate-limited where a test says so (unlike
+the `app` fixture's).
 """
 import pytest
 from flask import Blueprint, Response
 from marshmallow import Schema, fields
 
-from gensessions import api, create_app
-from gensessions.http import use_body
+from gensessions import api
+from gensessions.http import answers, use_body
 from gensessions.idempotency import idempotent
-from gensessions.models import ApiKey, db
-from gensessions.http import answers
 from gensessions.openapi import build_spec
+from helpers import SESSIONS, bearer, issue_key
 
 WIDGETS = "/v1/widgets"
 
@@ -70,31 +69,10 @@ def nest_in_api(monkeypatch, blueprint):
     api.bp.register_blueprint(blueprint)
 
 
-@pytest.fixture
-def make_app(tmp_path):
-    apps = []
-
-    def make(rate_limit="2/minute"):
-        app = create_app({"DATABASE_URL": str(tmp_path / f"test{len(apps)}.db"),
-                          "TESTING": True, "PURGE_SCHEDULE": "off", "RATE_LIMIT": rate_limit})
-        apps.append(app)
-        return app
-    yield make
-    for app in apps:
-        with app.app_context():
-            db.close()
-
-
-def issue_key(app, user_id="user_1"):
-    with app.app_context(), db.connection_context():
-        _, key = ApiKey.issue(user_id, 0)
-    return {"Authorization": f"Bearer {key}"}
-
-
 def test_a_nested_blueprint_is_rate_limited(monkeypatch, make_app):
     nest_in_api(monkeypatch, widgets_blueprint())
-    app = make_app("2/minute")
-    client, headers = app.test_client(), issue_key(app)
+    app = make_app(RATE_LIMIT="2/minute")
+    client, headers = app.test_client(), bearer(issue_key(app))
     answers_ = [client.get(WIDGETS, headers=headers) for _ in range(3)]
     assert [response.status_code for response in answers_] == [200, 200, 429]
     assert answers_[0].json == {"name": "sprocket", "size": 3}
@@ -103,14 +81,14 @@ def test_a_nested_blueprint_is_rate_limited(monkeypatch, make_app):
 
 def test_a_nested_blueprint_needs_the_credential(monkeypatch, make_app):
     nest_in_api(monkeypatch, widgets_blueprint())
-    response = make_app().test_client().get(WIDGETS)
+    response = make_app(RATE_LIMIT="2/minute").test_client().get(WIDGETS)
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_a_nested_blueprint_is_in_the_document(monkeypatch, make_app):
     nest_in_api(monkeypatch, widgets_blueprint())
-    document = make_app().test_client().get("/v1/openapi.json").json
+    document = make_app(RATE_LIMIT="2/minute").test_client().get("/v1/openapi.json").json
     tags = {tag["name"]: tag.get("description") for tag in document["tags"]}
     assert tags["widgets"] == "Widgets: a blueprint nested in the API's at test time"
     assert list(tags)[-1] == "operations"  # the public operations' tag stays last
@@ -129,21 +107,20 @@ def test_a_nested_blueprint_is_in_the_document(monkeypatch, make_app):
 
 def test_a_nested_blueprint_may_opt_out_of_the_rate_limit(monkeypatch, make_app):
     nest_in_api(monkeypatch, widgets_blueprint(rate_limited=False))
-    app = make_app("2/minute")
-    client, headers = app.test_client(), issue_key(app)
+    app = make_app(RATE_LIMIT="2/minute")
+    client, headers = app.test_client(), bearer(issue_key(app))
     assert [client.get(WIDGETS, headers=headers).status_code for _ in range(4)] == [200] * 4
     document = client.get("/v1/openapi.json").json
     assert "429" not in document["paths"][WIDGETS]["get"]["responses"]
     # ... while the rest of the API still counts.
-    statuses = [client.get("/v1/products/generation/sessions", headers=headers).status_code
-                for _ in range(3)]
+    statuses = [client.get(SESSIONS, headers=headers).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
 
 
 def test_answers_makes_the_answer_with_its_status_and_headers(monkeypatch, make_app):
     nest_in_api(monkeypatch, widgets_blueprint())
-    app = make_app("off")
-    client, headers = app.test_client(), issue_key(app)
+    app = make_app()
+    client, headers = app.test_client(), bearer(issue_key(app))
     response = client.post(WIDGETS, json={"name": "cog"},
                            headers={**headers, "Idempotency-Key": "w1"})
     assert response.status_code == 201 and response.json == {"name": "cog", "size": 1}
@@ -165,7 +142,7 @@ def test_a_route_without_answers_is_refused_by_the_document(monkeypatch, make_ap
     def undocumented():
         return {}
     nest_in_api(monkeypatch, bare)
-    app = make_app("off")
+    app = make_app()
     with pytest.raises(ValueError, match="api.bare.undocumented"):
         build_spec(app)
 
@@ -181,14 +158,7 @@ def test_idempotent_must_be_above_answers():
 
 def test_the_document_and_the_docs_page_still_serve_without_the_database(make_app, tmp_path):
     # (app/db.py: their blueprints say `without_database`.)
-    app = create_app({"DATABASE_URL": str(tmp_path / "missing" / "test.db"), "TESTING": True,
-                      "PURGE_SCHEDULE": "off", "RATE_LIMIT": "off"})
-    try:
-        client = app.test_client()
-        assert client.get("/v1/openapi.json").status_code == 200
-        assert client.get("/docs/").status_code == 200
-        assert client.get("/v1/products/generation/sessions",
-                          headers={"Authorization": "Bearer gsk_x_y"}).status_code == 503
-    finally:
-        with app.app_context():
-            db.close()
+    client = make_app(DATABASE_URL=str(tmp_path / "missing" / "test.db")).test_client()
+    assert client.get("/v1/openapi.json").status_code == 200
+    assert client.get("/docs/").status_code == 200
+    assert client.get(SESSIONS, headers=bearer("gsk_x_y")).status_code == 503

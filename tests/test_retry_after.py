@@ -2,30 +2,23 @@
 503 (its own `1`), never on the answers the rate limit lets through (issue 14: every 200
 carried Flask-Limiter's `Retry-After: 60`).
 
-The apps here are made by this file (rate-limited, unlike the `app` fixture's).
+The apps here come from the `make_app` fixture, rate-limited (unlike the `app` fixture's).
 """
 import pytest
 
-from gensessions import create_app
-from gensessions.models import ApiKey, db
+from helpers import SESSIONS, bearer, issue_key
 
-SESSIONS = "/v1/products/generation/sessions"
+LIMITED = {"RATE_LIMIT": "3/minute"}
 
 
 @pytest.fixture
-def limited(tmp_path):
-    app = create_app({"DATABASE_URL": str(tmp_path / "test.db"), "TESTING": True,
-                      "PURGE_SCHEDULE": "off", "RATE_LIMIT": "3/minute"})
-    yield app
-    with app.app_context():
-        db.close()
+def limited(make_app):
+    return make_app(**LIMITED)
 
 
 @pytest.fixture
 def headers(limited):
-    with limited.app_context(), db.connection_context():
-        _, key = ApiKey.issue("user_1", 0)
-    return {"Authorization": f"Bearer {key}"}
+    return bearer(issue_key(limited))
 
 
 def test_answers_within_the_limit_carry_no_retry_after(limited, headers):
@@ -54,14 +47,9 @@ def test_429_carries_retry_after(limited, headers):
     assert "X-Gensessions-Limiter-Retry-After" not in response.headers
 
 
-def test_503_keeps_its_own_retry_after_under_the_rate_limit(tmp_path):
+def test_503_keeps_its_own_retry_after_under_the_rate_limit(make_app, tmp_path):
     # A database file in a folder that does not exist: every query fails, the API answers 503.
-    app = create_app({"DATABASE_URL": str(tmp_path / "missing" / "test.db"), "TESTING": True,
-                      "PURGE_SCHEDULE": "off", "RATE_LIMIT": "3/minute"})
-    try:
-        response = app.test_client().get(SESSIONS, headers={"Authorization": "Bearer gsk_a_b"})
-    finally:
-        with app.app_context():
-            db.close()
+    app = make_app(DATABASE_URL=str(tmp_path / "missing" / "test.db"), **LIMITED)
+    response = app.test_client().get(SESSIONS, headers=bearer("gsk_a_b"))
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"  # the limiter turned it into ~60 before
