@@ -13,6 +13,7 @@ with `Last-Event-ID`, so that it misses nothing and sees nothing twice. It stops
 the server sends `end` (the session is completed, failed or cancelled, and everything is
 sent), `gone` (deleted or expired), or answers 204 (terminal, nothing new).
 """
+import http.client
 import json
 import time
 import urllib.error
@@ -87,8 +88,8 @@ class follow:
                     raise StreamError(error.code, error.read().decode(errors="replace"))
                 delay = error.headers.get("Retry-After")
                 self.retry_seconds = float(delay) if delay and delay.isdigit() else 1.0
-            except (OSError, urllib.error.URLError):
-                pass  # the connection dropped: reconnect and resume
+            except (OSError, http.client.HTTPException):
+                pass  # the connection dropped (a URLError is an OSError): reconnect, resume
             if self.ending is None:
                 failures += 1
                 if self.attempts is not None and failures > self.attempts:

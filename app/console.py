@@ -41,9 +41,12 @@ def serve_command(bind, workers, threads):
     from gunicorn.app.wsgiapp import WSGIApplication
 
     arguments = ["--config", GUNICORN_CONFIG]
-    for option, value in (("--bind", bind), ("--workers", workers), ("--threads", threads)):
+    for option, value in (("--bind", bind), ("--workers", workers)):
         if value is not None:
             arguments += [option, str(value)]
+    if threads is not None:
+        # THREADS, not gunicorn's --threads: the settings add STREAM_MAX to it for streams.
+        os.environ["THREADS"] = str(threads)
     # gunicorn's own command line, run in this process: each worker makes its app with
     # the factory after the fork, exactly as `gunicorn 'gensessions:create_app()'` would.
     sys.argv = ["gensessions serve", *arguments, "gensessions:create_app()"]

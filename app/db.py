@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import click
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask.globals import _cv_app
 from peewee import InterfaceError, OperationalError
 
@@ -86,6 +86,7 @@ def connect():
     bound = binding()
     if bound.shared:
         bound.lock.acquire()
+        g.holds_database = True
     try:
         db.connect(reuse_if_open=True)
         if not is_sqlite() and not db.is_connection_usable():
@@ -130,9 +131,7 @@ def end_request(exc=None):
         if not is_sqlite():
             db.close()
     finally:
-        bound = binding()
-        if bound.shared:
-            bound.lock.release()
+        let_go()
 
 
 def init_db(app):
@@ -172,6 +171,48 @@ def connected(app):
         else:
             with db.connection_context():
                 yield
+
+
+def let_go():
+    """Give up the database this request holds, for the rest of its life: on PostgreSQL its
+    connection goes back to the pool; an in-memory database's one connection is left to
+    other requests (a SQLite file's connection stays with its thread). Safe to call twice
+    (a streamed answer's teardown runs again when its stream ends)."""
+    if not is_sqlite() and not db.is_closed() and not db.in_transaction():
+        db.close()
+    if g.pop("holds_database", False):
+        binding().lock.release()
+
+
+@contextmanager
+def idle():
+    """A block in which a request needs no database (a long poll asleep); see let_go. It
+    holds it again after the block, as it did before."""
+    held = g.get("holds_database", False)
+    let_go()
+    try:
+        yield
+    finally:
+        if held:
+            binding().lock.acquire()
+            g.holds_database = True
+
+
+@contextmanager
+def reading():
+    """The database for one read of a long-running answer (a stream), which holds nothing
+    between its reads (let_go)."""
+    bound = binding()
+    if bound.shared:
+        with bound.lock:
+            db.connect(reuse_if_open=True)
+            yield
+        return
+    try:
+        yield
+    finally:
+        if not is_sqlite():
+            db.close()
 
 
 def close_database(app):

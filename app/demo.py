@@ -4,7 +4,7 @@ Everything here writes through the models, as the API does (status changes appen
 `status.changed` events, product objects get their hash), so what a front end sees of a
 demo is what it will see of the real service.
 """
-from .models import ApiKey, Session, TERMINAL_STATUSES
+from .models import ApiKey, DomainError, Session, TERMINAL_STATUSES
 
 from . import clock
 
@@ -224,7 +224,11 @@ class Simulator:
             self.running.append(Generation.start(self.rng, self.ttl_seconds))
             return
         generation = self.rng.choice(self.running)
-        if not generation.step():
+        try:
+            going_on = generation.step()
+        except DomainError:  # someone deleted it, or ended it, through the API meanwhile
+            going_on = False
+        if not going_on:
             self.running.remove(generation)
 
     def run(self, stopping, ended=lambda: None):

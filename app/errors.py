@@ -4,6 +4,7 @@ import logging
 from flask import current_app, request
 from marshmallow import ValidationError
 from peewee import DatabaseError, IntegrityError, InterfaceError
+from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import HTTPException
 
 from .models.exceptions import (IdempotencyConflict, NotFound, StaleRevision, TransitionRefused,
@@ -131,6 +132,7 @@ def register_error_handlers(app):
 
     @app.errorhandler(DatabaseError)  # unreachable, locked, corrupt: IntegrityError is above
     @app.errorhandler(InterfaceError)
+    @app.errorhandler(MaxConnectionsExceeded)  # PostgreSQL: the pool stayed full too long
     def database_unavailable(error):
         log.error("database error on %s %s: %s", request.method, request.path, error)
         return error_response(503, "Database unavailable; retry later", None, {"Retry-After": "1"})

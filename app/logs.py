@@ -1,6 +1,7 @@
 """The service's own log lines ("gensessions.*"), on stderr beside gunicorn's."""
 import logging
 import os
+import re
 import sys
 import time
 
@@ -12,11 +13,26 @@ PRINCIPAL_KEY = "gensessions.principal"
 access_log = logging.getLogger(f"{LOGGER}.access")
 
 
+class WithoutQueryStrings(logging.Filter):
+    """The development server's request lines (werkzeug's log) without their query strings,
+    which may hold a stream token (`?access_token=`): a query string is never logged."""
+
+    QUERY = re.compile(r"\?[^ \"]*")
+
+    def filter(self, record):
+        if record.args and isinstance(record.args[0], str):
+            record.args = (self.QUERY.sub("", record.args[0]), *record.args[1:])
+        return True
+
+
 def configure_logging(level=logging.INFO):
     """Send gensessions.* records to stderr unless the host application set up a handler.
 
     The access log (gensessions.access) is one JSON object per line, alone.
     """
+    werkzeug_log = logging.getLogger("werkzeug")
+    if not any(isinstance(each, WithoutQueryStrings) for each in werkzeug_log.filters):
+        werkzeug_log.addFilter(WithoutQueryStrings())
     logger = logging.getLogger(LOGGER)
     logger.setLevel(level)
     if logger.handlers or logging.getLogger().handlers:

@@ -53,7 +53,8 @@ events about it, per user.
 
 **Authentication.** `Authorization: Bearer <credential>` (a bare `Authorization:
 <credential>` works too), where the credential is either an API key made by
-`gensessions create-key` (`gsk_...`; `read` keys may only GET), or, when the server
+`gensessions create-key` (`gsk_...`; `read` keys may only read: GET, and POST
+`.../stream-tokens`), or, when the server
 has `JWT_PUBLIC_KEY_FILE`, an RS256 session token from your identity provider (e.g.
 Clerk): `sub` is the user, `org_id` or `o.id` the organization. A refused credential
 answers 401 with a short reason; another user's session answers 404, as a missing one.

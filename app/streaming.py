@@ -20,11 +20,11 @@ from contextlib import contextmanager
 import orjson
 from flask import current_app, stream_with_context
 
-from .models import NotFound, Session, TERMINAL_STATUSES, db
-from .models.database import is_sqlite
+from .models import NotFound, Session, TERMINAL_STATUSES
 from .schemas import event_schema, session_schema
 
 from . import clock
+from .db import idle, let_go, reading
 from .errors import ApiError
 from .watch import watcher
 
@@ -32,8 +32,8 @@ from .watch import watcher
 RETRY_MS = 1000
 # Events read from the database at a time.
 PAGE = 500
-KEEP_ALIVE = ": keep-alive\n\n"
-GONE = "event: gone\ndata: {}\n\n"
+KEEP_ALIVE = b": keep-alive\n\n"
+GONE = b"event: gone\ndata: {}\n\n"
 EXTENSION = "gensessions.stream_slots"
 
 
@@ -137,8 +137,9 @@ def wait_for_events(read, session_id, seconds):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            release_connection()
-            if follower.wait(left):
+            with idle():
+                woken = follower.wait(left)
+            if woken:
                 events = read()
         return events
 
@@ -149,46 +150,43 @@ def message(event):
             + orjson.dumps(event_schema.dump(event)) + b"\n\n")
 
 
-def release_connection():
-    """Give the database connection back between reads: a stream sleeps for minutes, and
-    PostgreSQL connections are few (SQLite's cost nothing to keep)."""
-    if not is_sqlite():
-        db.close()
-
-
 def event_stream(app, session_id, user_id, after, settings):
     """The stream's messages (bytes), from `after` on; see the module's docstring.
 
     Runs while the request's context is kept (stream_with_context); stops following the
     session when it ends, however it ends (a client that went away ends it at the next
-    write). Its slot goes back when the server closes the answer (open_stream).
+    write). Its slot goes back when the server closes the answer (open_stream). It holds
+    the database only while it reads: writes to the client and sleeps leave it to others.
     """
     follow = watcher(app)
     follower = follow.follow(session_id)
     heartbeat = settings["STREAM_HEARTBEAT_SECONDS"]
     deadline = time.monotonic() + settings["STREAM_MAX_SECONDS"]
     try:
+        let_go()  # the request's hold: this answer reads now and then, and sleeps between
         yield f"retry: {RETRY_MS}\n\n".encode()
         last_write = time.monotonic()
         while True:
-            try:
-                session = Session.get_live(session_id, user_id, clock.now_ms())
-            except NotFound:
-                yield GONE.encode()
+            with reading():
+                try:
+                    session = Session.get_live(session_id, user_id, clock.now_ms())
+                except NotFound:
+                    session = None
+                events = session.events_after(after, PAGE) if session else []
+            if session is None:
+                yield GONE
                 return
-            events = session.events_after(after, PAGE)
             for event in events:
                 yield message(event)
                 after = event.sequence
             if events:
                 last_write = time.monotonic()
                 if len(events) == PAGE:
-                    continue
+                    continue  # more to replay
             if session.status in TERMINAL_STATUSES and session.last_sequence <= after:
                 yield b"event: end\ndata: " + orjson.dumps(session_schema.dump(session)) \
                     + b"\n\n"
                 return
-            release_connection()
             while True:
                 now = time.monotonic()
                 if now >= deadline or follow.closing.is_set():
@@ -197,8 +195,7 @@ def event_stream(app, session_id, user_id, after, settings):
                 if follower.wait(max(0.0, min(quiet_until, deadline) - now)):
                     break
                 if time.monotonic() >= quiet_until:
-                    yield KEEP_ALIVE.encode()
+                    yield KEEP_ALIVE
                     last_write = time.monotonic()
     finally:
         follow.unfollow(follower)
-        release_connection()

@@ -31,6 +31,7 @@ import urllib.request
 
 from . import clock, create_app
 from .db import close_database, connected
+from .watch import watcher
 from .models import ApiKey
 
 SESSIONS = "/v1/products/generation/sessions"
@@ -74,6 +75,7 @@ def embedded(config=None, *, user_id="user_1", organization_id=None):
         try:
             yield EmbeddedService(app, user_id, organization_id)
         finally:
+            watcher(app).close()
             close_database(app)
 
 
@@ -116,6 +118,8 @@ class LiveServer:
                     if name not in NOT_INHERITED}
         self.env.update(DATABASE_URL=str(self.db_path), INSTANCE_PATH=str(self.folder),
                         RATE_LIMIT="off", PURGE_SCHEDULE="off")
+        if threads is not None:
+            self.env["THREADS"] = str(threads)  # the settings add STREAM_MAX for streams
         self.env.update({name: str(value) for name, value in settings.items()})
         self.process = None
         self.killed = False
@@ -123,8 +127,6 @@ class LiveServer:
 
     def command(self):
         options = ["--bind", self.address, "--workers", str(self.workers)]
-        if self.threads is not None:
-            options += ["--threads", str(self.threads)]
         if self.wsgi_app is None:
             return [self.python, "-m", "gensessions", "serve", *options]
         from .console import GUNICORN_CONFIG

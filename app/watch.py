@@ -12,23 +12,25 @@ The followers then read what is new themselves.
 """
 import logging
 import os
-import select
+import selectors
 import threading
-
-from peewee import DatabaseError, InterfaceError
+import time
 
 from .models import Session, db
-from .models.database import is_sqlite
+from .models.database import changes_noted, is_in_memory, is_sqlite
 from .models.session import CHANGES_CHANNEL
 
 from . import clock
-from .db import connected
+from .db import binding, connected
 
 log = logging.getLogger("gensessions.watch")
 EXTENSION = "gensessions.watcher"
-# How often the watcher looks for a change (SQLite) or for notifications it missed while
-# reconnecting (PostgreSQL): the bound of a delivery's wait for the watcher.
+# How often the watcher looks for a change (SQLite): the bound of a delivery's wait for it.
 INTERVAL_SECONDS = 0.02
+# PostgreSQL wakes the watcher itself (NOTIFY); it still looks at least this often, for
+# sessions that expired, and pings its connection when it has heard nothing for PING.
+POSTGRES_INTERVAL_SECONDS = 0.25
+PING_SECONDS = 30
 
 
 class Follower:
@@ -41,10 +43,15 @@ class Follower:
         self.changed = threading.Event()
 
     def wait(self, timeout):
-        """Sleep until the session changes (True) or `timeout` seconds pass (False)."""
-        woken = self.changed.wait(timeout)
-        self.changed.clear()
-        return woken
+        """Sleep until the session changes (True) or `timeout` seconds pass (False).
+
+        Only a wake-up is cleared: one that lands as the time runs out stays set, so the
+        next wait returns at once (the caller reads after every wait that says True).
+        """
+        if self.changed.wait(timeout):
+            self.changed.clear()
+            return True
+        return False
 
 
 class Watcher:
@@ -57,6 +64,7 @@ class Watcher:
         self._followers = {}  # session id -> set of Followers
         self._states = {}  # session id -> (last_sequence, status, expires_at), as last seen
         self._lock = threading.Lock()
+        self._followed = threading.Event()  # set while anyone follows anything here
         self._thread = None
         self._pid = None
 
@@ -65,6 +73,7 @@ class Watcher:
         follower = Follower(session_id)
         with self._lock:
             self._followers.setdefault(session_id, set()).add(follower)
+            self._followed.set()
             if self._pid != os.getpid():  # the first follower of this process starts it
                 self._start()
         return follower
@@ -77,10 +86,14 @@ class Watcher:
                 if not followers:
                     del self._followers[follower.session_id]
                     self._states.pop(follower.session_id, None)
+                    if not self._followers:
+                        self._followed.clear()
 
     def close(self):
-        """Wake every follower for good (the worker is stopping): streams end at once."""
+        """Wake every follower for good (the worker or the app is stopping): streams end
+        at once, and the watcher's thread ends."""
         self.closing.set()
+        self._followed.set()
         with self._lock:
             for followers in self._followers.values():
                 for follower in followers:
@@ -93,42 +106,82 @@ class Watcher:
     def _start(self):
         self._pid = os.getpid()
         self._states = {}
-        self.closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gensessions-watch",
                                         daemon=True)
         self._thread.start()
 
     def _run(self):
         while not self.closing.is_set():
+            if not self._followed.wait(1):
+                continue  # nobody follows anything here: nothing to look at
             try:
-                with connected(self.app):
-                    if is_sqlite():
+                with self.app.app_context():
+                    if is_in_memory():
+                        self._watch_in_memory()
+                    elif is_sqlite():
                         self._watch_sqlite()
                     else:
                         self._watch_postgres()
-            except (DatabaseError, InterfaceError) as error:
-                log.warning("watcher lost the database (%s); retrying", error)
+            except Exception as error:  # the database went away: start again, re-reading all
+                log.warning("watcher lost the database (%s); starting again", error)
                 self.closing.wait(1)
-            except Exception:
-                log.exception("watcher failed; restarting it")
-                self.closing.wait(1)
+
+    def _quiet(self):
+        """Whether to stop watching for now: stopping, or nobody follows anything."""
+        return self.closing.is_set() or not self._followed.is_set()
 
     def _watch_sqlite(self):
-        version = None
-        while not self.closing.wait(self.interval):
-            current = db.execute_sql("PRAGMA data_version").fetchone()[0]
-            self.check(changed=current != version)
-            version = current
+        """PRAGMA data_version moves when another connection, in any process, commits."""
+        with connected(self.app):
+            version = None
+            while not self.closing.wait(self.interval) and not self._quiet():
+                current = db.execute_sql("PRAGMA data_version").fetchone()[0]
+                self.check(changed=current != version)
+                version = current
+
+    def _watch_in_memory(self):
+        """An in-memory database has one connection, which requests share one at a time:
+        the writes of this process count their changes (note_change), and the watcher
+        takes the connection only to read what changed."""
+        bound = binding(self.app)
+        seen = None
+        while not self.closing.wait(self.interval) and not self._quiet():
+            current = changes_noted(bound.database)
+            if current != seen or self.unseen():
+                with connected(self.app):
+                    self.check(changed=current != seen)
+                seen = current
 
     def _watch_postgres(self):
-        connection = db.connection()
-        db.execute_sql(f"LISTEN {CHANGES_CHANNEL}")
-        while not self.closing.is_set():
-            select.select([connection], [], [], self.interval)
-            connection.poll()
-            notified = {notice.payload for notice in connection.notifies}
-            connection.notifies.clear()
-            self.check(changed=bool(notified), only=notified)
+        """LISTEN for the NOTIFY every write of a session sends, on a connection of its own
+        (given back to the pool unlistened)."""
+        with connected(self.app):
+            connection = db.connection()
+            db.execute_sql(f"LISTEN {CHANGES_CHANNEL}")
+            try:
+                # Changes made while it was not listening: read every followed session.
+                self.check(changed=True)
+                heard = time.monotonic()
+                with selectors.DefaultSelector() as selector:
+                    selector.register(connection, selectors.EVENT_READ)
+                    while not self._quiet():
+                        selector.select(POSTGRES_INTERVAL_SECONDS)
+                        connection.poll()
+                        notified = {notice.payload for notice in connection.notifies}
+                        connection.notifies.clear()
+                        if notified:
+                            heard = time.monotonic()
+                        elif time.monotonic() - heard > PING_SECONDS:
+                            db.execute_sql("SELECT 1")  # a dead connection raises here
+                            heard = time.monotonic()
+                        self.check(changed=bool(notified), only=notified)
+            finally:
+                if not connection.closed:
+                    connection.cursor().execute("UNLISTEN *")
+
+    def unseen(self):
+        with self._lock:
+            return any(session_id not in self._states for session_id in self._followers)
 
     def check(self, changed, only=None):
         """Read the followed sessions' state (all, or those in `only`, when the database

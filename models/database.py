@@ -86,6 +86,10 @@ class JSONField(Field):
 SQLITE_FIELD_TYPES = {"JSONMAP": "TEXT"}
 POSTGRES_FIELD_TYPES = {"JSONMAP": "JSONB"}
 POSTGRES_SCHEMES = ("postgres", "postgresql", "postgres+pool", "postgresql+pool")
+# A worker's PostgreSQL connections at most: its 8 request threads, its purge and watcher
+# threads, and streams woken together reading at once (each for a millisecond or two).
+POOL_SIZE = 20
+POOL_WAIT_SECONDS = 10
 
 
 class PostgresTuning:
@@ -120,9 +124,11 @@ def open_database(url, busy_timeout=30):
     if scheme in POSTGRES_SCHEMES:
         # Always a pool: a request borrows a connection and gives it back at its end, and
         # so does a live stream between its reads, so a worker's connections follow how
-        # many are in use at once, not its hundreds of (mostly waiting) threads. URL query
-        # parameters (max_connections, stale_timeout, ...) tune it.
-        settings = {"max_connections": None, "stale_timeout": 300, **parse_url(url)}
+        # many are in use at once, not its hundreds of (mostly waiting) threads; past
+        # POOL_SIZE a request waits up to POOL_WAIT_SECONDS for one (then 503). URL query
+        # parameters (max_connections, timeout, stale_timeout) tune it.
+        settings = {"max_connections": POOL_SIZE, "timeout": POOL_WAIT_SECONDS,
+                    "stale_timeout": 300, **parse_url(url)}
         return PooledPostgres(**settings)
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
     in_memory = path in (":memory:", "")
@@ -139,6 +145,17 @@ def open_database(url, busy_timeout=30):
         thread_safe=not in_memory,
         check_same_thread=not in_memory,
     )
+
+
+def note_change(database=None):
+    """Count a change to a session in this process (an in-memory database's followers have
+    no other way to hear of it: PRAGMA data_version counts other connections' commits)."""
+    database = database or db.obj
+    database.changes_noted = getattr(database, "changes_noted", 0) + 1
+
+
+def changes_noted(database):
+    return getattr(database, "changes_noted", 0)
 
 
 def is_sqlite(database=None):

@@ -7,7 +7,7 @@ import secrets
 from peewee import (SQL, BigIntegerField, CharField, ForeignKeyField, IntegerField, NodeList,
                     TextField, Tuple, fn)
 
-from .database import BaseModel, JSONField, db, is_sqlite
+from .database import BaseModel, JSONField, db, is_sqlite, note_change
 from .writes import write_transaction, writes
 from .exceptions import NotFound, StaleRevision, TransitionRefused, UnknownEvent
 from .prepared import Prepared, RowWriter
@@ -43,8 +43,12 @@ def canonical_hash(value):
 
 
 def announce(session_id):
-    """Tell other processes that the session changed, when the transaction commits."""
-    if not is_sqlite():
+    """Tell the followers of the session that it changed: on PostgreSQL, every process,
+    when the transaction commits (NOTIFY); on SQLite other processes see the commit
+    themselves (PRAGMA data_version), and this one counts it."""
+    if is_sqlite():
+        note_change()
+    else:
         db.execute_sql("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, session_id))
 
 

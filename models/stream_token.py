@@ -102,7 +102,8 @@ def verify(token, now):
     if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 2048:
         return None
     payload, _, signed = token[len(TOKEN_PREFIX):].partition(".")
-    if not payload or not hmac.compare_digest(signed, signature(payload)):
+    if not payload or not signed.isascii() or not hmac.compare_digest(
+            signed.encode(), signature(payload).encode()):
         return None
     try:
         user_id, organization_id, session_id, expires_at = orjson.loads(

@@ -1,5 +1,6 @@
 """Embedded use: create_app({"DATABASE_URL": ":memory:"}) serves a whole demo in-process."""
 import threading
+import time
 
 import pytest
 
@@ -48,3 +49,45 @@ def test_in_memory_app_serves_threads_one_database(memory_app, headers):
     events = memory_app.test_client().get(f"{SESSIONS}/{session_id}/events?limit=1000",
                                           headers=headers).json["data"]
     assert [event["sequence"] for event in events] == list(range(1, 81))
+
+
+def test_in_memory_app_follows_events_live(memory_app, headers):
+    """An in-memory database is one connection that requests share: a stream or a long poll
+    asleep leaves it to others (the append that wakes them must not wait for them), and
+    the app's own writes wake its followers (data_version sees only other connections')."""
+    session_id = memory_app.test_client().post(SESSIONS, json={}, headers=headers).json["id"]
+    events_url = f"{SESSIONS}/{session_id}/events"
+    answers = {}
+
+    def long_poll():
+        answers["wait"] = memory_app.test_client().get(f"{events_url}?wait=10", headers=headers)
+
+    def stream():
+        streamed = memory_app.test_client().get(f"{events_url}/stream", headers=headers,
+                                                buffered=False)
+        lines = []
+        try:
+            for chunk in streamed.response:
+                lines += chunk.decode().splitlines()
+                if any(line.startswith("event: end") for line in lines):
+                    break
+        finally:
+            streamed.close()  # in this thread, as a server ends a stream
+        answers["stream"] = lines
+
+    threads = [threading.Thread(target=long_poll), threading.Thread(target=stream)]
+    for thread in threads:
+        thread.start()
+    client = memory_app.test_client()
+    started = time.monotonic()
+    assert client.post(events_url, json={"type": "progress"}, headers=headers).status_code == 201
+    assert time.monotonic() - started < 2  # not held up by the sleeping stream and poll
+    assert client.patch(f"{SESSIONS}/{session_id}", json={"status": "completed"},
+                        headers=headers).status_code == 200
+    for thread in threads:
+        thread.join(10)
+    assert not any(thread.is_alive() for thread in threads)
+    assert [event["sequence"] for event in answers["wait"].json["data"]][:1] == [1]
+    ids = [line.removeprefix("id: ") for line in answers["stream"] if line.startswith("id: ")]
+    assert ids == ["1", "2"]
+    assert time.monotonic() - started < 5  # woken by the writes, not by a time-out

@@ -225,6 +225,9 @@ def test_a_changed_or_foreign_token_is_refused(api, other, brief):
         "not a token": "nonsense",
         "an API key": api.key,
         "signed by another database": foreign_database,
+        # Not ASCII: compared as text, the signature check itself raised (a 500).
+        "a non-ASCII signature": f"gst_{payload}.\u00e9{signature[1:]}",
+        "a non-ASCII payload": f"gst_\u00e9{payload}.{signature}",
     }
     assert TOKEN.fullmatch(candidates["later expiry"])
     for name, candidate in candidates.items():

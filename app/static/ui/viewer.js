@@ -82,7 +82,7 @@ function route() {
   clearTimeout(state.listTimer);
   if (!state.key) {
     show("sign-in");
-    $("who").hidden = $("sign-out").hidden = true;
+    $("sign-out").hidden = true;
     return;
   }
   $("sign-out").hidden = false;
@@ -108,6 +108,7 @@ window.addEventListener("popstate", route);
 // ---- the list
 
 function openList() {
+  state.sessionId = null;
   show("list");
   document.title = "Sessions · gensessions";
   loadList();
@@ -163,6 +164,7 @@ async function openSession(sessionId) {
   $("gone").hidden = true;
   try {
     const session = await api(API + "/" + encodeURIComponent(sessionId));
+    if (state.sessionId !== sessionId) return;  // the person moved on meanwhile
     renderSession(session);
     for (const event of session.events) addEvent(event);
     if (!TERMINAL.includes(session.status)) follow(sessionId);
@@ -282,6 +284,7 @@ async function follow(sessionId) {
     state.stream = null;
     try {
       const session = await api(API + "/" + encodeURIComponent(sessionId));
+      if (state.sessionId !== sessionId) return;
       renderSession(session);
       for (const event of session.events) addEvent(event);
       if (TERMINAL.includes(session.status)) return;
