@@ -6,11 +6,13 @@ each test). A test that inspects the SQLite file itself is marked `sqlite_only`;
 PostgreSQL twin, `postgresql_only`.
 """
 import pytest
+import requests
 
 from databases import CI, TEST_DATABASE_URL, drop_database, empty_tables, make_database
 from gensessions.db import close_database, connected
 from gensessions.models import db
-from helpers import NOW, SESSIONS, Clock, bearer, issue_key, new_app, session_url
+from helpers import NOW, SESSIONS, TIMEOUT, Clock, bearer, issue_key, new_app, session_url
+from servers import start_gunicorn
 
 
 def pytest_configure(config):
@@ -149,3 +151,23 @@ def clock(monkeypatch):
     frozen = Clock(NOW)
     monkeypatch.setattr("gensessions.clock.now_ms", frozen.now_ms)
     return frozen
+
+
+# --- a real server --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real server for a module's tests (servers.GunicornServer): 2 workers on a temporary
+    SQLite file, checked for a clean stop without tracebacks. A module that needs other
+    settings defines its own `server`."""
+    with start_gunicorn(tmp_path_factory.mktemp("gunicorn"), workers=2,
+                        forbid_traceback=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def served_document(server):
+    """The OpenAPI document as `server` serves it."""
+    response = requests.get(server.url + "/v1/openapi.json", timeout=TIMEOUT)
+    assert response.status_code == 200, response.text
+    return response.json()

@@ -41,6 +41,8 @@ KEY_PATTERN = re.compile(r"^gsk_[0-9a-f]{12}_[A-Za-z0-9_-]{40,}$")
 TIMESTAMP_TEXT = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 TIMESTAMP = re.compile(rf"^{TIMESTAMP_TEXT}$")
 JSON_HEADERS = {"Content-Type": "application/json"}
+# The keys of an OpenAPI path item that name operations.
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # The logger of the access lines, and the line a finished purge run logs.
 ACCESS = "gensessions.access"
 RUN_LINE = re.compile(r"purge run pid=(\d+) purged=(\d+) duration_ms=(\d+) "
@@ -142,6 +144,12 @@ def nest(depth, leaf="bottom"):
     for _ in range(depth):
         value = {"k": value}
     return value
+
+
+def operations(document):
+    """(method, path, operation) of every operation of an OpenAPI document, in its order."""
+    return [(method, path, operation) for path, item in document["paths"].items()
+            for method, operation in item.items() if method in METHODS]
 
 
 def assert_error(response, status, code=None, path=None):
@@ -529,11 +537,11 @@ def create_key(runner, *options):
     return result.stdout.strip()
 
 
-__all__ = ["ACCESS", "CI", "DAY", "JSON_HEADERS", "KEY_PATTERN", "NON_TERMINAL", "NOW", "QUIET",
-           "ROOT", "RUN_LINE", "SESSIONS", "STATUSES", "TERMINAL", "TIMEOUT", "TIMESTAMP",
+__all__ = ["ACCESS", "CI", "DAY", "JSON_HEADERS", "KEY_PATTERN", "METHODS", "NON_TERMINAL", "NOW",
+           "QUIET", "ROOT", "RUN_LINE", "SESSIONS", "STATUSES", "TERMINAL", "TIMEOUT", "TIMESTAMP",
            "TIMESTAMP_TEXT", "Api", "Clock", "EventStream", "access_lines", "all_events",
            "assert_error", "assert_http_error", "bearer", "create_key", "epoch", "events_url",
            "free_port", "invoke", "invoke_ok", "iso", "issue_key", "logged_request", "nest",
-           "new_app", "poll", "public_id", "raw_key", "request_id", "secret_of",
+           "new_app", "operations", "poll", "public_id", "raw_key", "request_id", "secret_of",
            "session_ids", "session_url", "start", "stream_url", "streams_on_both_workers",
            "wait_until", "wall"]

@@ -41,13 +41,12 @@ from schemathesis.specs.openapi.checks import (content_type_conformance,
                                                status_code_conformance, unsupported_method,
                                                use_after_free)
 
-from gensessions import create_app
+from gensessions.db import close_database
 from gensessions.http import INT_RANGE
-from gensessions.models import db
+from helpers import CI, new_app
 
 OPENAPI = "/v1/openapi.json"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
-CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
@@ -95,14 +94,13 @@ FUZZ_SETTINGS = settings(
 
 def served_document():
     """The document as the service serves it; parametrizing needs it at collection."""
-    app = create_app({"DATABASE_URL": ":memory:", "TESTING": True, "PURGE_SCHEDULE": "off"})
+    app = new_app(":memory:")
     try:
         response = app.test_client().get(OPENAPI)
         assert response.status_code == 200, response.get_data(as_text=True)
         return response.json
     finally:
-        with app.app_context():
-            db.close()
+        close_database(app)
 
 
 def load_schema(document, mode):

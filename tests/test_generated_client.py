@@ -14,24 +14,13 @@ import sys
 import uuid
 
 import pytest
-import requests
 
-from servers import start_gunicorn
+from helpers import TIMEOUT, operations
 
 GENERATOR = pathlib.Path(sys.executable).parent / "openapi-python-client"
-TIMEOUT = 30
-METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
-# --- a real gunicorn -----------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A 2-worker gunicorn on a temporary SQLite file."""
-    with start_gunicorn(tmp_path_factory.mktemp("gunicorn"), workers=2,
-                        forbid_traceback=True) as server:
-        yield server
-
+# --- a real gunicorn (conftest's `server`) --------------------------------------------------
 
 @pytest.fixture(scope="module")
 def key(server):
@@ -41,15 +30,7 @@ def key(server):
 # --- the generated package ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def document(server):
-    url = server.url
-    response = requests.get(url + "/v1/openapi.json", timeout=TIMEOUT)
-    assert response.status_code == 200
-    return response.json()
-
-
-@pytest.fixture(scope="module")
-def generated(server, document, tmp_path_factory):
+def generated(server, served_document, tmp_path_factory):
     """Generate the client from the served document; yield (package, generator output).
 
     With --meta none the output folder is the package itself; its name is unique so that
@@ -59,7 +40,7 @@ def generated(server, document, tmp_path_factory):
     assert GENERATOR.exists(), f"{GENERATOR} is missing: run `make dev-install`"
     folder = tmp_path_factory.mktemp("client")
     doc_path = folder / "openapi.json"
-    doc_path.write_text(json.dumps(document))
+    doc_path.write_text(json.dumps(served_document))
     # No post hooks: they would run ruff from PATH, which is formatting only, and slow.
     config_path = folder / "config.yaml"
     config_path.write_text("post_hooks: []\n")
@@ -107,27 +88,26 @@ def test_generator_reports_no_warnings_about_the_document(generated):
     assert "error" not in output.lower(), output
 
 
-def test_every_operation_has_a_generated_function(generated, document):
+def test_every_operation_has_a_generated_function(generated, served_document):
     package, _ = generated
-    operations = [(operation["tags"][0], operation["operationId"])
-                  for item in document["paths"].values()
-                  for method, operation in item.items() if method in METHODS]
-    assert len(operations) == 11
-    for tag, operation_id in operations:
+    operation_ids = [(operation["tags"][0], operation["operationId"])
+                     for _, _, operation in operations(served_document)]
+    assert len(operation_ids) == 11
+    for tag, operation_id in operation_ids:
         module = load(package, f"api.{tag}.{snake(operation_id)}")
         # sync/asyncio (parsed body only) exist only where the 200 declares a body schema
         for function in ("sync_detailed", "asyncio_detailed"):
             assert callable(getattr(module, function, None)), (operation_id, function)
 
 
-def test_openapi_document_through_the_generated_client(generated, server, document):
+def test_openapi_document_through_the_generated_client(generated, server, served_document):
     package, _ = generated
     url = server.url
     with package.Client(base_url=url, timeout=TIMEOUT) as client:
         served = load(package, "api.operations.openapi_document").sync_detailed(client=client)
     assert served.status_code == 200
-    assert served.parsed is not None and served.parsed.to_dict() == document
-    assert json.loads(served.content) == document
+    assert served.parsed is not None and served.parsed.to_dict() == served_document
+    assert json.loads(served.content) == served_document
 
 
 def test_healthz_through_the_generated_client(generated, server):

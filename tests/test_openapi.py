@@ -1,6 +1,5 @@
 """The OpenAPI document: valid, complete, equal to the committed copy; the /docs page."""
 import json
-import pathlib
 import re
 
 import pytest
@@ -8,9 +7,8 @@ from openapi_spec_validator import validate
 
 from gensessions.schemas import examples
 from gensessions.schemas.errors import CODES
+from helpers import ROOT, SESSIONS
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-SESSIONS = "/v1/products/generation/sessions"
 SESSION = SESSIONS + "/{session_id}"
 EVENTS = SESSION + "/events"
 OPERATIONS = {

@@ -2,7 +2,6 @@
 into a fresh virtualenv, used from a project that has its own `app`, `models` and `schemas`.
 """
 import json
-import pathlib
 import re
 import shutil
 import subprocess
@@ -14,9 +13,8 @@ import pytest
 
 from gensessions import __version__
 from gensessions.testing import LiveServer
+from helpers import KEY_PATTERN, ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-KEY = re.compile(r"gsk_[0-9a-f]{12}_[A-Za-z0-9_-]{40,}")
 # A host project's own packages, named as generically as gensessions' folders are.
 HOST_PACKAGES = {"app": "def create_app():\n    return 'the host app'\n",
                  "models": "class ApiKey:\n    owner = 'host'\n",
@@ -106,7 +104,7 @@ def test_create_key_prints_only_the_key_and_keeps_data_in_the_working_directory(
     project, bin_folder = host
     printed = run(str(bin_folder / "gensessions"), "create-key", "--user-id", "host_user",
                   cwd=project).stdout
-    assert KEY.fullmatch(printed.strip()) and printed.count("\n") == 1, printed
+    assert KEY_PATTERN.fullmatch(printed.strip()) and printed.count("\n") == 1, printed
     assert (project / "instance" / "gensessions.db").is_file()
     assert not list((project / "venv").rglob("gensessions.db"))
 
