@@ -5,13 +5,16 @@ names a PostgreSQL server, again on PostgreSQL (one database for the run, emptie
 each test). A test that inspects the SQLite file itself is marked `sqlite_only`; its
 PostgreSQL twin, `postgresql_only`.
 """
+import os
+
 import pytest
 import requests
 
 from databases import CI, TEST_DATABASE_URL, drop_database, empty_tables, make_database
 from gensessions.db import close_database, connected
 from gensessions.models import db
-from helpers import NOW, SESSIONS, TIMEOUT, Clock, bearer, issue_key, new_app, session_url
+from helpers import (CHROMIUM, CHROMIUM_ARGS, NOW, SESSIONS, TIMEOUT, Clock, Page, bearer,
+                     issue_key, new_app, session_url)
 from servers import start_gunicorn
 
 
@@ -171,3 +174,30 @@ def served_document(server):
     response = requests.get(server.url + "/v1/openapi.json", timeout=TIMEOUT)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+# --- a browser ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (helpers.CHROMIUM, with CHROMIUM_ARGS) driven by Playwright, for a
+    module's tests; open pages on it with helpers.Page or the `page` fixture. Without
+    Chromium the tests that use it skip, or fail when CI is set."""
+    if not os.access(CHROMIUM, os.X_OK):
+        reason = (f"headless Chromium is not installed (Debian package `chromium`, {CHROMIUM});"
+                  " `make test` installs it through tests/ensure_chromium.sh when run as root")
+        if CI:
+            pytest.fail(f"CI is set but {reason}", pytrace=False)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A helpers.Page (1100x900) for one test, closed after it."""
+    with Page(browser) as opened:
+        yield opened

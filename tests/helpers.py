@@ -1,5 +1,5 @@
 """What the test modules share: the contract's constants, requests, credentials, the CLI,
-assertions, polling. Fixtures and hooks are in conftest.py; a real server is in servers.py,
+assertions, polling, a browser page. Fixtures and hooks are in conftest.py; a real server is in servers.py,
 the test databases in databases.py.
 
     from helpers import SESSIONS, assert_error, bearer
@@ -499,6 +499,61 @@ def epoch(timestamp):
     return seconds + int(timestamp[20:23]) / 1000
 
 
+# --- a browser: Playwright driving Debian's Chromium ----------------------------------------
+
+# The browser the browser tests drive (Debian's `chromium`; tests/ensure_chromium.sh installs
+# it), how conftest's `browser` fixture launches it, and where screenshots go.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu",
+                 # No host name resolves: nothing the browser or a page asks for leaves the
+                 # machine.
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+class Page:
+    """A Playwright page in a browser context of its own (`page`), recording what a person
+    would see go wrong: `errors`, the page's console errors (with the browser's own, such as
+    a refused request or a CORS failure) and uncaught exceptions; and `requests`, the URL of
+    every request it made, in order (navigations, redirects, assets, fetch, EventSource).
+
+        with Page(browser) as page:       # `browser`: conftest's fixture
+            page.page.goto(url)
+            assert page.errors == [] and page.hosts() <= {"127.0.0.1"}
+    """
+
+    def __init__(self, browser, width=1100, height=900):
+        self.context = browser.new_context(viewport={"width": width, "height": height})
+        self.page = self.context.new_page()
+        self.errors, self.requests = [], []
+        self.page.on("console", lambda message: message.type in ("error", "assert")
+                     and self.errors.append(message.text))
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("request", lambda request: self.requests.append(request.url))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.context.close()
+
+    def hosts(self):
+        """The hosts of the page's http(s) and ws(s) requests."""
+        return {urlsplit(url).hostname for url in self.requests
+                if urlsplit(url).scheme in ("http", "https", "ws", "wss")}
+
+    def screenshot(self, name, full_page=True):
+        """The page (its whole length, or the viewport) as test-artifacts/<name>; the path."""
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / name
+        path.unlink(missing_ok=True)
+        self.page.screenshot(path=str(path), full_page=full_page)
+        return path
+
+
 # --- the database, through the models -------------------------------------------------------
 
 def start(now, ttl, events=0, user_id="user_1"):
@@ -537,11 +592,11 @@ def create_key(runner, *options):
     return result.stdout.strip()
 
 
-__all__ = ["ACCESS", "CI", "DAY", "JSON_HEADERS", "KEY_PATTERN", "METHODS", "NON_TERMINAL", "NOW",
-           "QUIET", "ROOT", "RUN_LINE", "SESSIONS", "STATUSES", "TERMINAL", "TIMEOUT", "TIMESTAMP",
-           "TIMESTAMP_TEXT", "Api", "Clock", "EventStream", "access_lines", "all_events",
-           "assert_error", "assert_http_error", "bearer", "create_key", "epoch", "events_url",
-           "free_port", "invoke", "invoke_ok", "iso", "issue_key", "logged_request", "nest",
-           "new_app", "operations", "poll", "public_id", "raw_key", "request_id", "secret_of",
-           "session_ids", "session_url", "start", "stream_url", "streams_on_both_workers",
-           "wait_until", "wall"]
+__all__ = ["ACCESS", "ARTIFACTS", "CHROMIUM", "CHROMIUM_ARGS", "CI", "DAY", "JSON_HEADERS",
+           "KEY_PATTERN", "METHODS", "NON_TERMINAL", "NOW", "QUIET", "ROOT", "RUN_LINE",
+           "SESSIONS", "STATUSES", "TERMINAL", "TIMEOUT", "TIMESTAMP", "TIMESTAMP_TEXT", "Api",
+           "Clock", "EventStream", "Page", "access_lines", "all_events", "assert_error",
+           "assert_http_error", "bearer", "create_key", "epoch", "events_url", "free_port",
+           "invoke", "invoke_ok", "iso", "issue_key", "logged_request", "nest", "new_app",
+           "operations", "poll", "public_id", "raw_key", "request_id", "secret_of", "session_ids",
+           "session_url", "start", "stream_url", "streams_on_both_workers", "wait_until", "wall"]

@@ -4,38 +4,14 @@ status changes without a reload, the key leaves the address bar, nothing leaves 
 the console stays clean, and it fits a phone. Screenshots go to test-artifacts/ (the
 README's are copies of them).
 """
-import os
-import shutil
-from urllib.parse import urlsplit
-
 import pytest
 import requests
 from playwright.sync_api import expect
 
-from helpers import CI, ROOT, SESSIONS, TIMEOUT
+from helpers import SESSIONS, TIMEOUT, Page, bearer
 from servers import start_gunicorn
 
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LIVE_SECONDS = 5_000  # ms a page may take to show a change made through the API
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        reason = "headless Chromium is not installed (tests/ensure_chromium.sh installs it)"
-        if CI:
-            pytest.fail(f"CI is set but {reason}", pytrace=False)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu",
-                  # Nothing the browser or the page asks for may leave the machine.
-                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"])
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -43,35 +19,8 @@ def server(tmp_path_factory):
     with start_gunicorn(tmp_path_factory.mktemp("viewer"), workers=2,
                         STREAM_HEARTBEAT_SECONDS="2") as running:
         running.key = running.create_key("viewer_user")
-        running.headers = {"Authorization": f"Bearer {running.key}"}
+        running.headers = bearer(running.key)
         yield running
-
-
-class Page:
-    """A browser page that records its console errors and every request it makes."""
-
-    def __init__(self, browser, width=1100, height=900):
-        self.context = browser.new_context(viewport={"width": width, "height": height})
-        self.page = self.context.new_page()
-        self.errors, self.requests = [], []
-        self.page.on("console", lambda message: message.type == "error"
-                     and self.errors.append(message.text))
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-        self.page.on("request", lambda request: self.requests.append(request.url))
-
-    def close(self):
-        self.context.close()
-
-    def hosts(self):
-        return {urlsplit(url).hostname for url in self.requests
-                if urlsplit(url).scheme in ("http", "https", "ws", "wss")}
-
-
-@pytest.fixture
-def page(browser):
-    opened = Page(browser)
-    yield opened
-    opened.close()
 
 
 def api(server, method, path="", **options):
@@ -86,12 +35,6 @@ def new_session(server, title, status=None):
     if status:
         api(server, "PATCH", f"/{session['id']}", json={"status": status})
     return session
-
-
-def screenshot(page, name):
-    """The page's whole length as a picture, in test-artifacts/."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
 def test_without_a_key_only_the_sign_in_shows(page, server):
@@ -124,7 +67,7 @@ def test_the_list_shows_what_the_api_returns(page, server):
     assert [row[1] for row in shown] == [session["status"] for session in expected]
     assert [row[2] for row in shown] == [session["prd"]["title"] for session in expected]
     assert all(row[3] for row in shown)
-    screenshot(page, "viewer-list.png")
+    page.screenshot("viewer-list.png")
     # The status filter asks the API for that status only.
     page.page.select_option("#status-filter", "completed")
     completed = api(server, "GET", params={"status": "completed"})["data"]
@@ -174,7 +117,7 @@ def test_a_session_page_follows_appends_and_status_changes_live(page, server):
     expect(page.page.locator("#progress-text")).to_have_text("75%", timeout=LIVE_SECONDS)
     assert page.page.locator("#progress-bar").get_attribute("value") == "75"
     expect(page.page.locator("#timeline li")).to_have_count(3)
-    screenshot(page, "viewer-session.png")
+    page.screenshot("viewer-session.png")
     page.page.click("#documents details:nth-child(2) summary")  # the plan, collapsed at first
     assert '"steps"' in page.page.inner_text("#documents details:nth-child(2) pre")
     page.page.click("#timeline li:nth-child(2) details summary")  # payload on demand
@@ -200,8 +143,7 @@ def test_a_deleted_session_says_so(page, server):
 
 
 def test_it_fits_a_phone(browser, server):
-    phone = Page(browser, width=390, height=844)
-    try:
+    with Page(browser, width=390, height=844) as phone:
         sid = new_session(server, "Phone product", "generating")["id"]
         phone.page.goto(f"{server.url}/ui/#key={server.key}")
         phone.page.wait_for_selector("#rows tr")
@@ -210,10 +152,8 @@ def test_it_fits_a_phone(browser, server):
         phone.page.goto(f"{server.url}/ui/sessions/{sid}")  # the key stays in the tab
         phone.page.wait_for_selector("#timeline li")
         assert phone.page.evaluate("document.documentElement.scrollWidth") <= 390
-        screenshot(phone, "viewer-phone.png")
+        phone.screenshot("viewer-phone.png")
         assert phone.errors == []
-    finally:
-        phone.close()
 
 
 def test_the_page_runs_under_a_policy_without_unsafe_inline(server):
