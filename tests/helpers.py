@@ -1,6 +1,6 @@
 """What the test modules share: the contract's constants, requests, credentials, the CLI,
-assertions, polling, a browser page. Fixtures and hooks are in conftest.py; a real server is in servers.py,
-the test databases in databases.py.
+assertions, polling, a browser page. Fixtures and hooks are in conftest.py; a real server is
+in servers.py, the test databases in databases.py.
 
     from helpers import SESSIONS, assert_error, bearer
 """
