@@ -1,114 +1,29 @@
 """The /docs page as a person sees it: headless Chromium renders Swagger UI from a real gunicorn.
 
 Chromium runs the page's JavaScript, so the rendered DOM shows whether Swagger UI really
-loaded the served document and drew every operation of it. Chromium's net log lists every
-request the page made, which must all go to the local server (the assets come from the
-flask-swagger-ui package, not from a CDN). A screenshot goes to test-artifacts/docs.png.
+loaded the served document and drew every operation of it. The page records every request
+it made, which must all go to the local server (the assets come from the flask-swagger-ui
+package, not from a CDN). A screenshot goes to test-artifacts/docs.png.
 
-Chromium comes from Debian's `chromium` package (tests/ensure_chromium.sh installs it);
-without it the module skips, or fails when the CI variable is set.
+Chromium is driven by Playwright (conftest's `browser` fixture): without it the module's
+browser tests skip, or fail when the CI variable is set.
 """
-import json
-import os
 import re
-import shutil
-import signal
 import struct
-import subprocess
 import zlib
+from collections import namedtuple
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
 
-from helpers import CI, ROOT, TIMEOUT
-from servers import start_gunicorn
+from helpers import TIMEOUT, Page, operations
 
-ARTIFACTS = ROOT / "test-artifacts"
 DOCS = "/docs/"
-METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-CHROMIUM_TIMEOUT = 90
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--virtual-time-budget=15000",
-    # Chromium itself still calls Google hosts (sign-in, updates) despite the flags above:
-    # no host name resolves, so nothing the browser or the page asks for leaves the machine.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
-
-
-# --- chromium -------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def chromium():
-    binary = shutil.which("chromium") or "/usr/bin/chromium"
-    if os.access(binary, os.X_OK):
-        return binary
-    reason = ("headless Chromium is not installed (Debian package `chromium`, /usr/bin/chromium);"
-              " `make test` installs it through tests/ensure_chromium.sh when run as root")
-    if CI:
-        pytest.fail(f"CI is set but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def run_chromium(binary, url, folder, name, *extra):
-    """Run headless Chromium once with a fresh profile; return (stdout, its net log events)."""
-    profile = folder / f"{name}-profile"
-    profile.mkdir()
-    net_log = folder / f"{name}-netlog.json"
-    env = dict(os.environ, XDG_CONFIG_HOME=str(profile / "config"),
-               XDG_CACHE_HOME=str(profile / "cache"))
-    process = subprocess.Popen(
-        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--log-net-log={net_log}",
-         *extra, url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=CHROMIUM_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        pytest.fail(f"chromium did not finish within {CHROMIUM_TIMEOUT}s on {url}")
-    finally:
-        try:  # its helper processes share its process group: leave none behind
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    assert process.returncode == 0, stderr.decode(errors="replace")[-3000:]
-    return stdout.decode(), read_net_log(net_log)
-
-
-def read_net_log(path):
-    """The net log's events, each with its type's name; tolerate a log left unclosed."""
-    text = path.read_text(errors="replace")
-    try:
-        log = json.loads(text)
-    except json.JSONDecodeError:
-        log = json.loads(text.rstrip().rstrip(",") + "]}")
-    names = {number: name for name, number in log["constants"]["logEventTypes"].items()}
-    return [dict(event, type=names[event["type"]]) for event in log["events"]]
-
-
-def page_requests(events, page_url):
-    """URLs the page asked for (navigation, subresources, XHR, redirects), in order.
-
-    Chromium's own requests (sign-in, component updates) have no initiator and are not
-    the navigation itself; everything else counts, whatever its initiator.
-    """
-    sources, urls = set(), []
-    for event in events:
-        params = event.get("params") or {}
-        if event["type"] == "URL_REQUEST_START_JOB" and "url" in params:
-            initiator = params.get("initiator")
-            if initiator in (None, "not an origin") and params["url"] != page_url:
-                continue
-            sources.add(event["source"]["id"])
-            urls.append(params["url"])
-        elif event["type"] == "URL_REQUEST_REDIRECT_JOB" and event["source"]["id"] in sources:
-            urls.append(params.get("location", "<redirect>"))
-    return urls
+# The screenshot's size (the viewport's).
+WIDTH, HEIGHT = 1280, 3000
 
 
 def is_local(url):
@@ -192,59 +107,39 @@ def operations_of(document):
     """(method, path, tag, operationId, summary) of every operation in the document."""
     return [(method, path, operation["tags"][0], operation["operationId"],
              operation.get("summary", ""))
-            for path, item in document["paths"].items()
-            for method, operation in item.items() if method in METHODS]
+            for method, path, operation in operations(document)]
 
 
-# --- a real gunicorn -----------------------------------------------------------------------
+# --- the page in Chromium (conftest's `server`: a real gunicorn) ----------------------------
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """Base URL of a 2-worker gunicorn on a temporary SQLite file."""
-    with start_gunicorn(tmp_path_factory.mktemp("gunicorn"), workers=2,
-                        forbid_traceback=True) as server:
-        yield server.url
+Rendered = namedtuple("Rendered", "dom requested page_url errors screenshot")
 
 
 @pytest.fixture(scope="module")
-def document(server):
-    response = requests.get(server + "/v1/openapi.json", timeout=TIMEOUT)
-    assert response.status_code == 200
-    return response.json()
-
-
-@pytest.fixture(scope="module")
-def rendered(server, chromium, tmp_path_factory):
-    """(the DOM after Swagger UI ran, URLs the page requested, page URL)."""
-    page_url = server + DOCS
-    dom, events = run_chromium(chromium, page_url, tmp_path_factory.mktemp("dom"), "dom",
-                               "--dump-dom")
-    return dom, page_requests(events, page_url), page_url
-
-
-@pytest.fixture(scope="module")
-def screenshot(server, chromium, tmp_path_factory):
-    """test-artifacts/docs.png, a 1280x3000 screenshot; (path, URLs the page requested)."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / "docs.png"
-    path.unlink(missing_ok=True)
-    page_url = server + DOCS
-    _, events = run_chromium(chromium, page_url, tmp_path_factory.mktemp("shot"), "shot",
-                             f"--screenshot={path}", "--window-size=1280,3000",
-                             "--hide-scrollbars")
-    return path, page_requests(events, page_url)
+def rendered(browser, server):
+    """The docs page once Swagger UI has drawn it in a WIDTHxHEIGHT viewport: its DOM, the
+    URLs the page requested, its URL, its console errors, and test-artifacts/docs.png."""
+    page_url = server.url + DOCS
+    with Page(browser, width=WIDTH, height=HEIGHT) as page:
+        page.page.goto(page_url)
+        # Swagger UI draws the operations once it has the document, then asks for nothing.
+        page.page.locator(".opblock").first.wait_for()
+        page.page.wait_for_load_state("networkidle")
+        dom = page.page.content()
+        path = page.screenshot("docs.png", full_page=False)
+    return Rendered(dom, page.requests, page_url, page.errors, path)
 
 
 # --- the served page ------------------------------------------------------------------------
 
 def test_docs_redirects_to_docs_with_a_slash(server):
-    response = requests.get(server + "/docs", allow_redirects=False, timeout=TIMEOUT)
+    response = requests.get(server.url + "/docs", allow_redirects=False, timeout=TIMEOUT)
     assert 300 <= response.status_code < 400
-    assert urljoin(server + "/docs", response.headers["Location"]) == server + DOCS
+    assert urljoin(server.url + "/docs", response.headers["Location"]) == server.url + DOCS
 
 
 def test_served_html_names_only_local_urls(server):
-    response = requests.get(server + DOCS, timeout=TIMEOUT)
+    response = requests.get(server.url + DOCS, timeout=TIMEOUT)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/html")
     html = response.text
@@ -261,11 +156,10 @@ def test_served_html_names_only_local_urls(server):
 
 # --- the page as Chromium rendered it -------------------------------------------------------
 
-def test_every_operation_of_the_document_is_rendered(rendered, document):
-    dom, _, _ = rendered
-    page = RenderedDom(dom)
+def test_every_operation_of_the_document_is_rendered(rendered, served_document):
+    page = RenderedDom(rendered.dom)
     expected = {f"operations-{tag}-{operation_id}": (method, path, summary)
-                for method, path, tag, operation_id, summary in operations_of(document)}
+                for method, path, tag, operation_id, summary in operations_of(served_document)}
     assert len(expected) == 9
     assert sorted(page.operations) == sorted(expected), "Swagger UI did not render them all"
     for element_id, (method, path, summary) in expected.items():
@@ -277,29 +171,28 @@ def test_every_operation_of_the_document_is_rendered(rendered, document):
         assert block["description"].strip() == summary, (element_id, block)
 
 
-def test_rendered_page_shows_the_title_and_no_error(rendered, document):
-    dom, _, _ = rendered
-    page = RenderedDom(dom)
-    assert page.title.startswith(document["info"]["title"]), page.title
-    assert document["info"]["version"] in page.title, page.title
+def test_rendered_page_shows_the_title_and_no_error(rendered, served_document):
+    page = RenderedDom(rendered.dom)
+    assert page.title.startswith(served_document["info"]["title"]), page.title
+    assert served_document["info"]["version"] in page.title, page.title
     assert page.errors == []
-    assert "Failed to load API definition" not in dom
+    assert "Failed to load API definition" not in rendered.dom
+    assert rendered.errors == []  # the console's
 
 
 def test_rendered_dom_links_only_locally(rendered):
-    dom, _, page_url = rendered
-    attributes = RenderedDom(dom).urls
+    attributes = RenderedDom(rendered.dom).urls
     assert attributes, "no URL-valued attribute at all: the DOM is not Swagger UI's"
-    absolute = [(tag, name, urljoin(page_url, value)) for tag, name, value in attributes
+    absolute = [(tag, name, urljoin(rendered.page_url, value)) for tag, name, value in attributes
                 if not value.startswith("#")]
     assert [entry for entry in absolute if not is_local(entry[2])] == []
 
 
 def test_page_requests_only_the_local_server(rendered, server):
-    _, requested, page_url = rendered
-    assert requested[0] == page_url
+    requested = rendered.requested
+    assert requested[0] == rendered.page_url
     assert [url for url in requested if not is_local(url)] == []
-    assert {server + path for path in (
+    assert {server.url + path for path in (
         "/docs/swagger-ui-bundle.js", "/docs/swagger-ui-standalone-preset.js",
         "/docs/swagger-ui.css", "/v1/openapi.json")} <= set(requested), requested
 
@@ -322,12 +215,11 @@ def png_rows(data):
     return width, height, [raw[i:i + stride] for i in range(0, len(raw), stride)]
 
 
-def test_screenshot_is_a_non_trivial_png(screenshot):
-    path, requested = screenshot
+def test_screenshot_is_a_non_trivial_png(rendered):
+    path = rendered.screenshot
     data = path.read_bytes()
     assert len(data) > 50_000, f"{path} is only {len(data)} bytes"
     width, height, rows = png_rows(data)
-    assert (width, height) == (1280, 3000)
+    assert (width, height) == (WIDTH, HEIGHT) == (1280, 3000)
     # a blank or error page has a handful of distinct rows; the rendered docs have hundreds
     assert len(set(rows)) > 300, f"{path} has only {len(set(rows))} distinct rows"
-    assert [url for url in requested if not is_local(url)] == []
