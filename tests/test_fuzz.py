@@ -92,7 +92,7 @@ FUZZ_SETTINGS = settings(
 )
 
 
-def served_document():
+def in_process_document():
     """The document as the service serves it; parametrizing needs it at collection."""
     app = new_app(":memory:")
     try:
@@ -156,7 +156,7 @@ def keep_free_form_rules(body):
     return keep(body)
 
 
-DOCUMENT = served_document()
+DOCUMENT = in_process_document()
 positive = load_schema(DOCUMENT, "positive")
 # These operations take only free-form strings (a path id, If-Match): there is no input the
 # document forbids, so schemathesis could only skip them.
