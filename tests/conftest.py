@@ -1,4 +1,5 @@
-"""Fixtures, flaskr-style: an app on a temporary database, a client, credentials.
+"""Fixtures, flaskr-style: an app on a temporary database, a client, credentials; and, for a
+module, a real server (gunicorn) and a browser (Playwright driving Chromium).
 
 Every test that uses `app` runs on SQLite (a temporary file) and, when TEST_DATABASE_URL
 names a PostgreSQL server, again on PostgreSQL (one database for the run, emptied before
