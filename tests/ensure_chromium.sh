@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make sure headless Chromium is there for tests/test_docs_browser.py.
+# Make sure headless Chromium is there for the browser tests (the docs page, the viewer, a live page).
 # Installs Debian's `chromium` package when /usr/bin/chromium is missing and this runs as root
 # with apt-get; otherwise it changes nothing, prints why, and exits 0 (the test then skips, or
 # fails under CI with a clear message).
