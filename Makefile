@@ -69,6 +69,13 @@ bench-scale: dev-install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/scale_bench.py $(BENCH_ARGS)
 
+## bench-stream: 100, 300 and 1,000 open event streams (SSE) over 30 sessions while 50 events a
+## second are appended: delivery latency, gaps, idle CPU, memory, GET beside them; docs/bench/
+bench-stream: dev-install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/stream_bench.py $(BENCH_ARGS)
+
 ## bench-jsonserver: POST create against json-server 0.17's POST on a 100-record store (needs
 ## node and npm; json-server goes under bench/.jsonserver/); JSON in docs/bench/jsonserver.json
 bench-jsonserver: dev-install
