@@ -14,8 +14,8 @@ import requests
 from databases import CI, TEST_DATABASE_URL, drop_database, empty_tables, make_database
 from gensessions.db import close_database, connected
 from gensessions.models import db
-from helpers import (CHROMIUM, CHROMIUM_ARGS, NOW, SESSIONS, TIMEOUT, Clock, Page, bearer,
-                     issue_key, new_app, session_url)
+from helpers import (CHROMIUM, CHROMIUM_ARGS, NOW, SESSIONS, TIMEOUT, Clock, EventStream, Page,
+                     bearer, issue_key, new_app, session_url)
 from servers import start_gunicorn
 
 
@@ -202,3 +202,10 @@ def page(browser):
     """A helpers.Page (1100x900) for one test, closed after it."""
     with Page(browser) as opened:
         yield opened
+
+
+@pytest.fixture(autouse=True)
+def close_streams():
+    """Every live stream a test opened (helpers.EventStream) is closed after it."""
+    yield
+    EventStream.close_all()

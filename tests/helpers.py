@@ -55,6 +55,10 @@ DAY = 24 * 3600
 NOW = 1_795_425_330_123
 # Seconds a test waits for one HTTP answer from a real server.
 TIMEOUT = 30
+# Live-stream tests: their servers' STREAM_HEARTBEAT_SECONDS, and what a bound of the
+# contract is given on top on a loaded 2-core machine (the watcher wakes a stream in 20 ms).
+HEARTBEAT = 1
+SLACK = 0.5
 # Under CI nothing is skipped for want of a service (PostgreSQL, Redis, Chromium).
 CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
 
@@ -592,7 +596,8 @@ def create_key(runner, *options):
     return result.stdout.strip()
 
 
-__all__ = ["ACCESS", "ARTIFACTS", "CHROMIUM", "CHROMIUM_ARGS", "CI", "DAY", "JSON_HEADERS",
+__all__ = ["ACCESS", "ARTIFACTS", "CHROMIUM", "CHROMIUM_ARGS", "CI", "DAY", "HEARTBEAT",
+           "JSON_HEADERS", "SLACK",
            "KEY_PATTERN", "METHODS", "NON_TERMINAL", "NOW", "QUIET", "ROOT", "RUN_LINE",
            "SESSIONS", "STATUSES", "TERMINAL", "TIMEOUT", "TIMESTAMP", "TIMESTAMP_TEXT", "Api",
            "Clock", "EventStream", "Page", "access_lines", "all_events", "assert_error",

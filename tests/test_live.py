@@ -20,15 +20,11 @@ import pytest
 import requests
 
 from gensessions.client import follow
-from helpers import (TIMEOUT, Api, EventStream, access_lines, assert_http_error, epoch,
+from helpers import (HEARTBEAT, SLACK, TIMEOUT, Api, access_lines, assert_http_error, epoch,
                      events_url, request_id, session_url, stream_url, streams_on_both_workers,
                      wait_until, wall)
 from servers import start_gunicorn
 
-HEARTBEAT = 1
-# What a bound of the contract is given on top, for a loaded 2-core machine (the watcher
-# itself wakes a stream within 20 ms).
-SLACK = 0.5
 # The main server: quiet streams send a keep-alive every second; streams stay open long
 # enough for any test here.
 SETTINGS = {"STREAM_HEARTBEAT_SECONDS": HEARTBEAT, "STREAM_MAX_SECONDS": 30, "STREAM_MAX": 20}
@@ -39,13 +35,6 @@ def session_json(api, session_id):
     session = api.call("GET", session_url(session_id), expect=200).json()
     del session["events"]
     return session
-
-
-@pytest.fixture(autouse=True)
-def close_streams():
-    """Every stream a test opened is closed after it, whatever happened."""
-    yield
-    EventStream.close_all()
 
 
 @pytest.fixture(scope="module")

@@ -16,19 +16,11 @@ import psycopg2
 import pytest
 
 from databases import drop_database, make_database, require_postgres
-from helpers import (TIMEOUT, Api, EventStream, events_url, session_url,
+from helpers import (HEARTBEAT, SLACK, TIMEOUT, Api, events_url, session_url,
                      streams_on_both_workers)
 from servers import start_gunicorn
 
-HEARTBEAT = 1
-SLACK = 0.5
 SETTINGS = {"STREAM_HEARTBEAT_SECONDS": HEARTBEAT, "STREAM_MAX_SECONDS": 30}
-
-
-@pytest.fixture(autouse=True)
-def close_streams():
-    yield
-    EventStream.close_all()
 
 
 @pytest.fixture(scope="module")

@@ -17,20 +17,13 @@ import pytest
 import requests
 
 from gensessions.client import StreamError, follow
-from helpers import (SESSIONS, TIMEOUT, Api, EventStream, access_lines, assert_http_error,
-                     epoch, events_url, session_url, stream_url, streams_on_both_workers,
-                     wait_until)
+from helpers import (SESSIONS, TIMEOUT, Api, access_lines, assert_http_error, epoch, events_url,
+                     session_url, stream_url, streams_on_both_workers, wait_until)
 from servers import start_gunicorn
 
 TOKEN = re.compile(r"^gst_[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$")
 SETTINGS = {"STREAM_HEARTBEAT_SECONDS": 1, "STREAM_MAX_SECONDS": 30}
 MISSING = "sess_" + "x" * 24
-
-
-@pytest.fixture(autouse=True)
-def close_streams():
-    yield
-    EventStream.close_all()
 
 
 @pytest.fixture(scope="module")
