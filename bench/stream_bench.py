@@ -748,9 +748,10 @@ def plot(out):
         data = json.loads(path.read_text())
         if "results" not in data:
             continue
+        servers = data["results"][0].get("servers", 1) if data["results"] else 1
         family = "SQLite, 1 server" if data["database"] == "sqlite" else (
-            "PostgreSQL, 2 servers" + (", pool capped" if data.get("database_options")
-                                       else ""))
+            f"PostgreSQL, {servers} servers" + (f" ({data['database_options']})"
+                                                if data.get("database_options") else ""))
         for result in data["results"]:
             if result["delivery"]["dropped"] or result["delivery"]["undelivered"]:
                 dropped.append(f"{family}: {result['watchers']:,}")
