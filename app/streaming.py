@@ -18,7 +18,7 @@ import time
 from contextlib import contextmanager
 
 import orjson
-from flask import current_app, stream_with_context
+from flask import current_app, request, stream_with_context
 
 from .models import NotFound, Session, TERMINAL_STATUSES
 from .schemas import event_schema, session_schema
@@ -159,7 +159,9 @@ def event_stream(app, session_id, user_id, after, settings):
     the database only while it reads: writes to the client and sleeps leave it to others.
     """
     follow = watcher(app)
-    follower = follow.follow(session_id)
+    # The client's socket, where the server gives it (gunicorn): the watcher wakes the
+    # stream the moment the client hangs up, which frees its slot at once.
+    follower = follow.follow(session_id, request.environ.get("gunicorn.socket"))
     heartbeat = settings["STREAM_HEARTBEAT_SECONDS"]
     deadline = time.monotonic() + settings["STREAM_MAX_SECONDS"]
     try:
@@ -189,7 +191,7 @@ def event_stream(app, session_id, user_id, after, settings):
                 return
             while True:
                 now = time.monotonic()
-                if now >= deadline or follow.closing.is_set():
+                if now >= deadline or follow.closing.is_set() or follower.client_gone:
                     return
                 quiet_until = last_write + heartbeat
                 if follower.wait(max(0.0, min(quiet_until, deadline) - now)):

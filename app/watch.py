@@ -34,13 +34,16 @@ PING_SECONDS = 30
 
 
 class Follower:
-    """One stream or waiting request following one session."""
+    """One stream or waiting request following one session; `client_gone` once its client
+    hung up (for a stream whose socket the watcher watches)."""
 
-    __slots__ = ("session_id", "changed")
+    __slots__ = ("session_id", "changed", "client", "client_gone")
 
-    def __init__(self, session_id):
+    def __init__(self, session_id, client=None):
         self.session_id = session_id
         self.changed = threading.Event()
+        self.client = client
+        self.client_gone = False
 
     def wait(self, timeout):
         """Sleep until the session changes (True) or `timeout` seconds pass (False).
@@ -67,19 +70,32 @@ class Watcher:
         self._followed = threading.Event()  # set while anyone follows anything here
         self._thread = None
         self._pid = None
+        self._clients = None  # a selector of streams' sockets, made in each process
 
-    def follow(self, session_id):
-        """A Follower of `session_id`, woken on its changes until `unfollow`."""
-        follower = Follower(session_id)
+    def follow(self, session_id, client=None):
+        """A Follower of `session_id`, woken on its changes until `unfollow`; and, with
+        `client` (a stream's socket), when the client hangs up: a stream waiting between
+        events would notice only at its next write, holding its slot until then."""
+        follower = Follower(session_id, client)
         with self._lock:
             self._followers.setdefault(session_id, set()).add(follower)
             self._followed.set()
             if self._pid != os.getpid():  # the first follower of this process starts it
                 self._start()
+            if client is not None:
+                try:
+                    self._clients.register(client, selectors.EVENT_READ, follower)
+                except (ValueError, OSError):  # closed already
+                    follower.client_gone = True
         return follower
 
     def unfollow(self, follower):
         with self._lock:
+            if follower.client is not None:
+                try:
+                    self._clients.unregister(follower.client)
+                except (KeyError, ValueError, OSError):
+                    pass
             followers = self._followers.get(follower.session_id)
             if followers is not None:
                 followers.discard(follower)
@@ -103,9 +119,20 @@ class Watcher:
         with self._lock:
             return list(self._followers)
 
+    def hung_up(self):
+        """Wake the followers whose clients hung up (their sockets turned readable: a
+        stream's client sends nothing, so that is the end of the connection)."""
+        with self._lock:
+            ready = self._clients.select(0) if self._clients.get_map() else []
+            for key, _ in ready:
+                self._clients.unregister(key.fileobj)
+                key.data.client_gone = True
+                key.data.changed.set()
+
     def _start(self):
         self._pid = os.getpid()
         self._states = {}
+        self._clients = selectors.DefaultSelector()
         self._thread = threading.Thread(target=self._run, name="gensessions-watch",
                                         daemon=True)
         self._thread.start()
@@ -137,6 +164,7 @@ class Watcher:
             while not self.closing.wait(self.interval) and not self._quiet():
                 current = db.execute_sql("PRAGMA data_version").fetchone()[0]
                 self.check(changed=current != version)
+                self.hung_up()
                 version = current
 
     def _watch_in_memory(self):
@@ -175,6 +203,7 @@ class Watcher:
                             db.execute_sql("SELECT 1")  # a dead connection raises here
                             heard = time.monotonic()
                         self.check(changed=bool(notified), only=notified)
+                        self.hung_up()
             finally:
                 if not connection.closed:
                     connection.cursor().execute("UNLISTEN *")

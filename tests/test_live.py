@@ -419,6 +419,37 @@ def test_past_stream_max_per_worker_503_while_ordinary_requests_answer_promptly(
                 stream.close()
 
 
+@pytest.fixture(scope="module")
+def patient(tmp_path_factory):
+    """One worker that holds one stream, whose quiet streams write only every 30 s."""
+    with start_gunicorn(tmp_path_factory.mktemp("patient"), workers=1, forbid_traceback=True,
+                        STREAM_MAX=1, STREAM_HEARTBEAT_SECONDS=30) as server:
+        yield Api(server)
+
+
+def test_a_client_that_hangs_up_frees_its_slot_at_once_not_at_the_next_write(patient):
+    """The watcher watches streams' sockets: a stream waiting between events ends when its
+    client hangs up, long before its next keep-alive would have found out."""
+    session_id = patient.new_session()["id"]
+    first = patient.stream(session_id)
+    assert first.status == 200
+    crowded = patient.stream(session_id)
+    assert crowded.status == 503
+    crowded.close()
+    hung_up = time.monotonic()
+    first.close()
+
+    def reopened():
+        stream = patient.stream(session_id)
+        if stream.status == 200:
+            stream.close()
+            return True
+        stream.close()
+        return False
+    wait_until(reopened, 5, "the slot of the stream whose client hung up")
+    assert time.monotonic() - hung_up < 5  # the next keep-alive was 30 s away
+
+
 # --- the long poll: `wait` ----------------------------------------------------------------
 
 def test_wait_answers_as_soon_as_the_other_worker_appends(api):
