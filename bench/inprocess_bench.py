@@ -41,7 +41,7 @@ def make_service(workdir):
     app = create_app()
     # The access line is written (to nowhere) as in a server, not printed here.
     logging.getLogger("gensessions.access").handlers[:] = [logging.NullHandler()]
-    with db.connection_context():
+    with app.app_context(), db.connection_context():
         _, key = ApiKey.issue("bench-user", int(time.time() * 1000))
     headers = {"Authorization": f"Bearer {key}"}
     client = app.test_client()
